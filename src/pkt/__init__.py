@@ -1,0 +1,1 @@
+"""Cross-scale parametric knowledge transfer (Seeking, SemAlign) as a reproducible pipeline."""

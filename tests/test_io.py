@@ -1,0 +1,39 @@
+"""Atomic outputs: a failure inside the block leaves neither the target nor a temporary file."""
+
+from __future__ import annotations
+
+import pytest
+
+from pkt.io import atomic_dir, atomic_path, read_json, sha256_dir, write_json
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_dir_keeps_the_old_one(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("new, half written")
+        raise RuntimeError("killed")
+    assert (target / "weights").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_json_round_trip_and_dir_hash(tmp_path):
+    write_json(tmp_path / "a" / "x.json", {"b": 1, "a": [1, 2]})
+    assert read_json(tmp_path / "a" / "x.json") == {"a": [1, 2], "b": 1}
+    h = sha256_dir(tmp_path / "a")
+    (tmp_path / "a" / "x.json").touch()
+    assert sha256_dir(tmp_path / "a") == h
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.json"):
+        read_json(tmp_path / "nothing.json")

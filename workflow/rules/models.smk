@@ -1,0 +1,44 @@
+rule prepare_tokenizer:
+    input:
+        corpora=rules.prepare_data.output.corpora,
+        code=lib("tokenizer", "data"),
+    output:
+        directory(f"{RUN}/tokenizer"),
+    log:
+        f"{LOGS}/prepare_tokenizer.log",
+    params:
+        tokenizer=config["tokenizer"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/pkt.yaml"
+    script:
+        "../../scripts/prepare_tokenizer.py"
+
+
+rule prepare_model:
+    input:
+        tokenizer=rules.prepare_tokenizer.output[0],
+        corpus=corpus_of,
+        code=lib("models", "runtime"),
+    output:
+        directory(f"{RUN}/models/{{model}}"),
+    log:
+        f"{LOGS}/prepare_model/{{model}}.log",
+    benchmark:
+        f"{LOGS}/prepare_model/{{model}}.benchmark.tsv"
+    params:
+        model=lookup(dpath="models/{model}", within=config),
+        device=config["device"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        "../envs/pkt.yaml"
+    message:
+        "Pretraining {wildcards.model} from scratch"
+    script:
+        "../../scripts/prepare_model.py"

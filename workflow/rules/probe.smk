@@ -1,0 +1,25 @@
+rule probe:
+    input:
+        model=f"{RUN}/models/{{model}}",
+        facts=f"{RUN}/data/toy_mmlu/test.jsonl",
+        code=lib("probe", "models"),
+    output:
+        f"{RUN}/probe/{{model}}.json",
+    log:
+        f"{LOGS}/probe/{{model}}.log",
+    params:
+        batch_size=config["probe"]["batch_size"],
+        device=config["device"],
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/pkt.yaml"
+    script:
+        "../../scripts/probe.py"
+
+
+rule probes:
+    input:
+        expand(f"{RUN}/probe/{{model}}.json", model=MODELS),
