@@ -5,6 +5,13 @@
 #   tokenizer/                  prepare_tokenizer  the byte-level BPE shared by teacher and student
 #   models/<model>/             prepare_model      tiny Llama pretrained from scratch
 #   probe/<model>.json          probe              held-out fact accuracy by option log-likelihood
+#   importance/<model>/<task>.json  score_importance  per-layer gradient x activation (extract split)
+#   pairing/<pair>/<task>.{json,png} pair_layers    depth-aware teacher/student pairing + figure
+#   eval/<method>/<pair>/<task>/seed<k>.json  evaluate  lm-eval result + provenance (+ .samples.jsonl)
+#                               (method "vanilla": the pair slot names the model evaluated)
+#   adapters/<method>/<pair>/<task>/seed<k>/  train   LoRA adapter + training.json (loss curve)
+#   tables/main.{csv,md,tex}, metrics.json    tables  the papers' Table 1 layout
+#   figures/*.png               figures            per-benchmark bars, training curves
 # Logs mirror those paths under logs/<run_name>/. Config: config/config.yaml (toy scale, default).
 
 from snakemake.utils import min_version
@@ -15,16 +22,28 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/importance.smk"
+include: "workflow/rules/pairing.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.probes.input,
+        rules.pairings.input,
+        rules.evaluations.input,
+        rules.tables.output,
+        rules.figures.output,
 
 
 rule data:
@@ -35,3 +54,8 @@ rule data:
 rule models:
     input:
         model_dirs(),
+
+
+rule importance:
+    input:
+        rules.pairings.input,

@@ -84,3 +84,34 @@ def write_manifest(root: str | os.PathLike[str], files: list[str | os.PathLike[s
     manifest = {"files": entries, **meta}
     write_json(root / "manifest.json", manifest)
     return manifest
+
+
+def encode_supervised(record: dict[str, Any], tokenizer, max_length: int) -> dict[str, list[int]]:
+    """Token ids of prompt + response + EOS, with labels -100 on the prompt: loss on the response only.
+
+    Prompt and response are tokenised separately and concatenated, the same split lm-eval scores
+    continuations with. Over-long examples are cut from the left of the prompt so the response stays.
+    """
+    prompt, response = prompt_and_response(record)
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    r = r[:max_length]
+    p = p[max(0, len(p) + len(r) - max_length) :]
+    return {"input_ids": p + r, "labels": [-100] * len(p) + r, "attention_mask": [1] * (len(p) + len(r))}
+
+
+def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
+    """Right-pad a list of encoded examples into LongTensors (labels padded with -100)."""
+    import torch
+
+    width = max(len(e["input_ids"]) for e in examples)
+    out = {}
+    for key, fill in (("input_ids", pad_id), ("labels", -100), ("attention_mask", 0)):
+        out[key] = torch.tensor([e[key] + [fill] * (width - len(e[key])) for e in examples], dtype=torch.long)
+    return out
+
+
+def supervised_batches(records: list[dict[str, Any]], tokenizer, batch_size: int, max_length: int) -> list[dict]:
+    """Records -> padded batches for a forward/backward pass (importance, sensitivity, targets)."""
+    encoded = [encode_supervised(r, tokenizer, max_length) for r in records]
+    return [collate(encoded[i : i + batch_size], tokenizer.pad_token_id) for i in range(0, len(encoded), batch_size)]

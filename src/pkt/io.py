@@ -67,9 +67,12 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> int:
-    """Write one JSON object per line atomically; return the number of records."""
-    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in records]
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]], default: Any = None) -> int:
+    """Write one JSON object per line atomically; return the number of records.
+
+    ``default`` converts values JSON cannot encode (as in ``json.dumps``).
+    """
+    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True, default=default) for r in records]
     write_text(path, "".join(line + "\n" for line in lines))
     return len(lines)
 

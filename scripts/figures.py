@@ -1,0 +1,19 @@
+"""Rule figures: per-benchmark bars for every row, and the training curves of every adapter."""
+
+from pathlib import Path
+
+from pkt.figures import benchmark_bars, training_curves
+from pkt.io import read_json
+from pkt.runtime import job_logging
+from pkt.tables import load_results, main_table
+
+if __name__ == "__main__":
+    with job_logging(snakemake.log[0]):
+        title = snakemake.params.title
+        table = main_table(load_results(snakemake.input.evals, snakemake.params.pairs))
+        benchmark_bars(table, snakemake.output.bars, title)
+        curves = []
+        for adapter in snakemake.input.adapters:
+            fig = read_json(Path(adapter) / "training.json")
+            curves.append({**fig, "task": Path(adapter).parent.name})
+        training_curves(curves, snakemake.output.curves, title)

@@ -1,0 +1,206 @@
+"""Per-layer importance by gradient x activation (SemAlign, Section 4.1; methods digest 3.3).
+
+SemAlign scores every teacher decoder layer with Captum's ``LayerGradientXActivation`` under the
+supervised task loss: for the output A_l of decoder layer l, the attribution is A_l * dL/dA_l
+(element-wise), reduced over tokens and channels to one scalar. The paper does not say how it is
+reduced, so ``aggregation`` is configurable ("sum", "sum_abs", "mean_abs").
+
+This module computes the same quantity without Captum and for all layers at once: forward hooks keep
+every layer's output, and a single ``torch.autograd.grad(loss, outputs)`` per batch returns every
+dL/dA_l. Asking autograd for the activations only (rather than ``loss.backward()``) means no
+parameter ``.grad`` is written and the weight-gradient kernels are skipped, so the cost stays close to
+one plain forward + backward. ``tests/test_importance.py`` checks agreement with Captum layer by layer.
+
+The loss is the model's own causal-LM loss with ``labels`` (-100 on prompt and padding tokens), i.e. the
+token-mean cross-entropy over the response tokens of each batch; per-batch attributions are summed.
+Padding positions (``attention_mask == 0``) are excluded from every aggregation.
+
+Caveats (properties of the method, checked in the tests): decoder outputs are the residual stream, so a
+layer that changes nothing (zeroed o_proj/down_proj) gets exactly the score of the layer below it; and
+because every sublayer and the final RMSNorm see a normalised input, the scores do not grow when a
+layer's output weights are scaled up (the loss is invariant to the residual's scale). In particular the
+signed "sum" of the *last* layer is ~0 (Euler's theorem on the final RMSNorm), so "sum_abs" is the
+sensible default for choosing a critical layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+AGGREGATIONS = ("sum", "sum_abs", "mean_abs")
+IGNORE_INDEX = -100
+BATCH_KEYS = ("input_ids", "attention_mask", "labels")
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder blocks of a causal LM (``model.get_decoder().layers`` or ``model.model.layers``)."""
+    get_decoder = getattr(model, "get_decoder", None)
+    if callable(get_decoder):
+        decoder = get_decoder()
+        layers = getattr(decoder, "layers", None)
+        if isinstance(layers, nn.ModuleList) and len(layers) > 0:
+            return layers
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if isinstance(layers, nn.ModuleList) and len(layers) > 0:
+        return layers
+    name = type(model).__name__
+    raise ValueError(f"cannot find decoder layers on {name} (no get_decoder().layers or model.layers)")
+
+
+def _hidden(output: Any) -> torch.Tensor:
+    """The hidden state a decoder layer returns: a tensor (transformers 5) or the first tuple item."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    kind = type(output).__name__
+    raise TypeError(f"decoder layer returned {kind}, expected a tensor or a tuple of tensors")
+
+
+def check_batch(batch: Mapping[str, torch.Tensor], index: int = 0) -> None:
+    """Raise ValueError unless ``batch`` has ``input_ids`` and ``labels`` with some supervised token.
+
+    A causal LM predicts token t+1 from position t, so only ``labels[:, 1:]`` can ever be scored; a batch
+    whose labels there are all -100 has an undefined (NaN) loss and therefore no attribution.
+    """
+    for key in ("input_ids", "labels"):
+        if key not in batch:
+            raise ValueError(
+                f"batch {index} has no '{key}': layer importance needs a supervised loss on labels"
+            )
+    labels = batch["labels"]
+    if labels.shape != batch["input_ids"].shape:
+        shapes = f"{tuple(labels.shape)} != input_ids {tuple(batch['input_ids'].shape)}"
+        raise ValueError(f"batch {index}: labels shape {shapes}")
+    if "attention_mask" in batch and batch["attention_mask"].shape != labels.shape:
+        raise ValueError(f"batch {index}: attention_mask shape differs from input_ids")
+    if not bool((labels[:, 1:] != IGNORE_INDEX).any()):
+        raise ValueError(
+            f"batch {index}: all labels are -100 (no response tokens to score), the loss is undefined"
+        )
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _ensure_grad_path(model: nn.Module) -> torch.utils.hooks.RemovableHandle | None:
+    """Make the embedding output require grad when the model is frozen, so dL/dA_l still exists."""
+    get_emb = getattr(model, "get_input_embeddings", None)
+    emb = get_emb() if callable(get_emb) else None
+    if emb is None:
+        return None
+
+    def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+        if torch.is_tensor(output) and not output.requires_grad:
+            return output.detach().requires_grad_(True)
+        return None
+
+    return emb.register_forward_hook(hook)
+
+
+def aggregate(attribution: torch.Tensor, mask: torch.Tensor, aggregation: str) -> float:
+    """Reduce one layer's [B, T, D] attribution over real (mask=1) tokens and channels to a float.
+
+    For "mean_abs" this returns the *sum* of absolute values; the caller divides by the element count
+    across all batches, so the mean is over every real token x channel of the whole set.
+    """
+    keep = mask.to(device=attribution.device, dtype=torch.bool)
+    values = attribution[keep].double()
+    if aggregation == "sum":
+        return float(values.sum())
+    return float(values.abs().sum())
+
+
+def batch_attributions(
+    model: nn.Module, layers: nn.ModuleList, batch: Mapping[str, torch.Tensor]
+) -> list[torch.Tensor]:
+    """A_l * dL/dA_l ([B, T, D]) for every decoder layer, from one forward and one backward pass."""
+    captured: list[torch.Tensor | None] = [None] * len(layers)
+
+    def make_hook(i: int):
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            captured[i] = _hidden(output)
+
+        return hook
+
+    handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
+    try:
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+            use_cache=False,
+        )
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [i for i, a in enumerate(captured) if a is None]
+    if missing:
+        raise RuntimeError(f"decoder layers {missing} did not run in the forward pass")
+    acts = [a for a in captured if a is not None]
+    loss = out.loss
+    if loss is None or not torch.isfinite(loss):
+        raise ValueError(f"the causal-LM loss is {loss}; check the labels")
+    grads = torch.autograd.grad(loss, acts, allow_unused=True)
+    return [a.detach() * (g if g is not None else torch.zeros_like(a)) for a, g in zip(acts, grads)]
+
+
+def layer_importance(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, torch.Tensor]],
+    aggregation: str = "sum_abs",
+    disable_progress: bool = False,
+) -> list[float]:
+    """One gradient x activation score per decoder layer (index 0 = layer 1), summed over ``batches``.
+
+    Each batch is a dict of [B, T] LongTensors ``input_ids``, ``labels`` (-100 = not scored) and
+    optionally ``attention_mask`` (default: all ones). The model runs in eval mode (no dropout) and is
+    restored to its previous mode afterwards; no parameter ``.grad`` is touched.
+
+    aggregation: "sum" (signed total), "sum_abs" (total of |A * dL/dA|) or "mean_abs" (mean of
+    |A * dL/dA| over every real token x channel across all batches).
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    layers = decoder_layers(model)
+    device = _model_device(model)
+    totals = [0.0] * len(layers)
+    n_elements = 0
+    n_batches = 0
+    was_training = model.training
+    model.eval()
+    emb_handle = _ensure_grad_path(model)
+    try:
+        with torch.enable_grad():
+            for index, raw in enumerate(tqdm(batches, desc="layer importance", disable=disable_progress)):
+                check_batch(raw, index)
+                batch = {k: v.to(device) for k, v in raw.items() if k in BATCH_KEYS}
+                batch.setdefault("attention_mask", torch.ones_like(batch["input_ids"]))
+                attributions = batch_attributions(model, layers, batch)
+                mask = batch["attention_mask"]
+                for i, attr in enumerate(attributions):
+                    totals[i] += aggregate(attr, mask, aggregation)
+                n_elements += int(mask.bool().sum()) * attributions[0].shape[-1]
+                n_batches += 1
+    finally:
+        if emb_handle is not None:
+            emb_handle.remove()
+        model.train(was_training)
+    if n_batches == 0:
+        raise ValueError("no batches given: layer importance needs at least one supervised batch")
+    if aggregation == "mean_abs":
+        totals = [t / n_elements for t in totals]
+    bad = [i + 1 for i, t in enumerate(totals) if not math.isfinite(t)]
+    if bad:
+        raise ValueError(f"non-finite importance for layers {bad}")
+    return [float(t) for t in totals]

@@ -1,0 +1,83 @@
+"""What a transfer method is, and the registry that finds one by name (peft style).
+
+A method is a small class with a config dataclass, an ``init_adapter`` hook that wraps the student in
+a peft model (standard LoRA, or LoRA initialised from extracted teacher weights), and an optional
+``aux_loss`` added to the supervised loss at every step (SemAlign's alignment term). ``pkt.train``
+is the one trainer for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyperparameters shared by every method (Seeking 1.5/1.7: r 16, alpha 16, dropout 0.05)."""
+
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    layers: list[int] | None = None  # 0-indexed decoder layers to adapt; None = all
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.target_modules), layers_to_transform=self.layers,
+                          bias="none", task_type="CAUSAL_LM")
+
+
+class Method:
+    """Base class: standard LoRA, no auxiliary loss. Subclasses override the hooks they need."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = LoraSettings
+
+    def __init__(self, config: Any, inputs: dict[str, Path] | None = None) -> None:
+        self.config = config
+        self.inputs = inputs or {}
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any], inputs: dict[str, Path] | None = None) -> Method:
+        """Build from a config section, naming any unknown key."""
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"method {cls.name!r}: unknown setting(s) {unknown}; known: {sorted(names)}")
+        return cls(cls.config_class(**settings), inputs)
+
+    def lora(self) -> LoraSettings:
+        return self.config
+
+    def init_adapter(self, model, tokenizer):
+        """Wrap the student in a trainable peft model. Standard init: A Kaiming, B zero."""
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.lora().peft_config())
+
+    def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
+        """An extra loss term for this step, or None."""
+        return None
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available to ``pkt.train`` under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown method {name!r}; registered: {sorted(REGISTRY)}")
+    return REGISTRY[name]

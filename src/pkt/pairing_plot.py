@@ -1,0 +1,120 @@
+"""Figure of a teacher/student layer pairing (SemAlign Section 4.1 vs Seeking's top-L_S map).
+
+Two vertical stacks (teacher left, student right; layer 1 at the bottom, each stack spanning the same
+height so that relative depth lines up). Each layer is a horizontal bar whose length and colour show
+its importance normalised by the largest |score| of its model. Solid lines join SemAlign's depth-map
+pairs, the critical pair (l_T(k†), k†) is drawn thick and red, and Seeking's map is dashed and faint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+X_TEACHER, X_STUDENT, BAR = 0.0, 1.0, 0.35
+GAP = 0.08  # room between a stack and its links for the layer numbers
+
+
+def normalise(scores: Sequence[float]) -> list[float]:
+    """|score| / max |score| (all zeros stay zero), so both models share a 0..1 scale."""
+    top = max((abs(float(s)) for s in scores), default=0.0)
+    return [abs(float(s)) / top if top > 0 else 0.0 for s in scores]
+
+
+def layer_y(layer: int, n_layers: int) -> float:
+    """Height of a 1-indexed layer: centres of n equal slots in [0, 1], layer 1 lowest."""
+    return (layer - 0.5) / n_layers
+
+
+def _draw_stack(ax: Any, scores: Sequence[float], x: float, direction: int, label: str, cmap: Any) -> None:
+    n = len(scores)
+    height = min(0.8 / n, 0.06)
+    for layer, value in enumerate(normalise(scores), start=1):
+        y = layer_y(layer, n)
+        ax.barh(y, direction * BAR * value, left=x, height=height, color=cmap(value), edgecolor="0.3", lw=0.4)
+        if n <= 64:
+            ax.text(x - direction * GAP / 2, y, str(layer), ha="center", va="center", fontsize=6, color="0.3")
+        ax.plot([x - direction * GAP], [y], "o", color="0.2", ms=2.5, zorder=3)
+    ax.text(x + direction * BAR / 2, 1.03, label, ha="center", va="bottom", fontsize=9, weight="bold")
+
+
+def _link(ax: Any, teacher: int, student: int, n_t: int, n_s: int, **style: Any) -> None:
+    ax.plot([X_TEACHER + GAP, X_STUDENT - GAP], [layer_y(teacher, n_t), layer_y(student, n_s)], **style)
+
+
+def draw_pairing(
+    ax: Any, teacher_scores: Sequence[float], student_scores: Sequence[float], pairing: dict
+) -> None:
+    """Draw stacks, depth-map links, the Seeking map and the critical pair onto ``ax``."""
+    n_t, n_s = len(teacher_scores), len(student_scores)
+    cmap = plt.get_cmap("viridis")
+    for pair in pairing.get("seeking", {}).get("map", []):
+        _link(ax, pair["teacher"], pair["student"], n_t, n_s, ls="--", color="tab:orange", alpha=0.35, lw=0.8)
+    for pair in pairing["depth_map"]:
+        _link(ax, pair["teacher"], pair["student"], n_t, n_s, color="0.45", alpha=0.8, lw=0.8)
+    crit = pairing["pair"]
+    _link(ax, crit["teacher"], crit["student"], n_t, n_s, color="tab:red", lw=2.5, zorder=4)
+    l_star = pairing["l_star"]["layer"]
+    ax.plot([X_TEACHER - BAR - 0.05], [layer_y(l_star, n_t)], "*", color="tab:red", ms=10, zorder=5)
+    _draw_stack(ax, teacher_scores, X_TEACHER, -1, f"teacher ({n_t} layers)", cmap)
+    _draw_stack(ax, student_scores, X_STUDENT, +1, f"student ({n_s} layers)", cmap)
+    ax.plot([], [], color="0.45", label="depth map l_T(k)")
+    ax.plot([], [], ls="--", color="tab:orange", alpha=0.6, label="Seeking top-L_S map")
+    crit_label = f"critical pair (l_T={crit['teacher']}, k\u2020={crit['student']})"
+    ax.plot([], [], color="tab:red", lw=2.5, label=crit_label)
+    ax.plot([], [], "*", color="tab:red", ls="", label=f"l* = {l_star}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.03), ncol=2, fontsize=7, frameon=False)
+    ax.text(
+        0.5,
+        -0.01,
+        "bar length and colour: |importance| / max |importance| per model",
+        ha="center",
+        va="top",
+        fontsize=6,
+        color="0.4",
+        transform=ax.transData,
+    )
+    ax.set_xlim(X_TEACHER - BAR - 0.1, X_STUDENT + BAR + 0.05)
+    ax.set_ylim(0, 1.08)
+    ax.axis("off")
+
+
+def save_atomic(fig: Any, path: str | os.PathLike[str], dpi: int = 150) -> Path:
+    """Save ``fig`` to a same-suffix temp file beside ``path``, then ``os.replace`` it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".png", dir=target.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def plot_pairing(
+    teacher_scores: Sequence[float],
+    student_scores: Sequence[float],
+    pairing: dict,
+    title: str,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Draw the pairing figure (see module docstring) and write it atomically to ``path``."""
+    n = max(len(teacher_scores), len(student_scores))
+    fig, ax = plt.subplots(figsize=(5.0, max(3.5, 0.12 * n + 2.0)))
+    try:
+        draw_pairing(ax, teacher_scores, student_scores, pairing)
+        ax.set_title(title, fontsize=10)
+        return save_atomic(fig, path)
+    finally:
+        plt.close(fig)

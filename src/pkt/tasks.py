@@ -1,0 +1,158 @@
+"""Prompt rendering and response scoring for the lm-eval tasks in ``workflow/tasks``.
+
+The task YAMLs call these through ``workflow/tasks/utils.py`` (``!function utils.x``), so the logic
+lives in the tested library. Toy tasks render the project's own chat format (the same as training);
+paper tasks follow the papers' prompts and leave the chat template to lm-eval
+(``apply_chat_template``). Code tasks are scored by running each program in :mod:`pkt.sandbox`,
+all programs of a task at once on every core, from an lm-eval ``custom`` filter; the sandbox verdict
+(status and reason) is the filtered response, so it is kept in the samples file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pkt.data import render_prompt
+
+# --------------------------------------------------------------------------- toy tasks
+
+
+def toy_prompt(doc: dict[str, Any]) -> str:
+    """The chat prompt of a toy record: the user turn and the assistant header."""
+    return render_prompt(doc["messages"][0]["content"])
+
+
+# --------------------------------------------------------------------------- answers
+
+
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def normalise_number(text: str) -> str:
+    """'1,000.00' -> '1000', '$7.50' -> '7.5': the form answers are compared in."""
+    cleaned = text.replace(",", "").replace("$", "").rstrip(".")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return cleaned.strip()
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def final_number(text: str) -> str:
+    """The answer of a worked solution: the first number after '####' if present, else the last number."""
+    if "####" in text:
+        after = NUMBER.findall(text.split("####", 1)[1])
+        if after:
+            return normalise_number(after[0])
+    numbers = NUMBER.findall(text)
+    return normalise_number(numbers[-1]) if numbers else ""
+
+
+def gsm8k_target(doc: dict[str, Any]) -> str:
+    return normalise_number(doc["answer"].split("####")[-1].strip())
+
+
+def extract_numbers(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval custom filter: each response -> its final number (normalised)."""
+    return [[final_number(r) for r in rs] for rs in resps]
+
+
+# --------------------------------------------------------------------------- code
+
+
+FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+def extract_code(response: str) -> str:
+    """The code of a response: the first fenced block when there is one, else the text up to [DONE]."""
+    match = FENCE.search(response)
+    code = match.group(1) if match else response
+    return code.split("[DONE]")[0]
+
+
+def humaneval_program(doc: dict[str, Any], response: str) -> str:
+    """Program for a HumanEval-style doc: the whole function if the response defines it, else prompt + body."""
+    from pkt.sandbox import humaneval_program as build
+
+    code = extract_code(response)
+    if re.search(rf"^def\s+{re.escape(doc['entry_point'])}\s*\(", code, re.MULTILINE):
+        # A complete function: keep the prompt's imports and helpers, then let the response's definition win.
+        return build(doc["prompt"] + "    pass\n\n", code, doc["test"], doc["entry_point"])
+    return build(doc["prompt"], code, doc["test"], doc["entry_point"])
+
+
+def mbpp_program(doc: dict[str, Any], response: str) -> str:
+    from pkt.sandbox import mbpp_program as build
+
+    return build(extract_code(response), doc["test_list"], doc.get("test_setup_code") or "")
+
+
+_CODE_WORKERS = 2
+
+
+def set_code_workers(n: int) -> None:
+    """How many programs the code tasks run at once (the evaluate job's threads)."""
+    global _CODE_WORKERS
+    _CODE_WORKERS = max(1, int(n))
+
+
+def run_code(programs: list[str]) -> list[str]:
+    """Run programs in the sandbox on every core; return each verdict as a JSON string."""
+    from pkt.sandbox import run_programs
+
+    return [json.dumps(r.to_dict(), sort_keys=True) for r in run_programs(programs, workers=_CODE_WORKERS)]
+
+
+def humaneval_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval custom filter: run every HumanEval program; the verdict replaces the response."""
+    return _verdicts(resps, docs, humaneval_program)
+
+
+def mbpp_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    return _verdicts(resps, docs, mbpp_program)
+
+
+def _verdicts(resps, docs, build) -> list[list[str]]:
+    programs = [build(doc, r) for rs, doc in zip(resps, docs) for r in rs]
+    verdicts = iter(run_code(programs))
+    return [[next(verdicts) for _ in rs] for rs in resps]
+
+
+def pass_at_1(references: list[str], predictions: list[str]) -> float:
+    """lm-eval metric over one doc: 1.0 when the (only) sample's sandbox verdict is a pass."""
+    verdict = predictions[0]
+    if isinstance(verdict, list):
+        verdict = verdict[0]
+    return float(json.loads(verdict)["status"] == "pass")
+
+
+# --------------------------------------------------------------------------- paper tasks
+
+
+def mbpp_test_split(dataset):
+    """MBPP's test set: task_ids 11-510 (the hub's 'full' test split; a local full file holds all 974)."""
+    return dataset.filter(lambda d: 11 <= int(d["task_id"]) <= 510)
+
+
+def mbpp_paper_prompt(doc: dict[str, Any]) -> str:
+    tests = "\n".join(doc["test_list"])
+    return (f"You are an expert Python programmer, and here is your task: {doc['text']} "
+            f"Your code should pass these tests:\n\n{tests}\n")
+
+
+def humaneval_paper_prompt(doc: dict[str, Any]) -> str:
+    return f"Complete the following Python function.\n```python\n{doc['prompt']}```\n"
+
+
+def mmlu_paper_prompt(doc: dict[str, Any]) -> str:
+    """The Seeking/Open-Instruct MMLU prompt, letters A-D, ending in 'Answer:'."""
+    subject = doc.get("subject", "").replace("_", " ")
+    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip("ABCD", doc["choices"]))
+    return (f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+            f"{doc['question'].strip()}\n{options}\nAnswer:")
+
+
+def gsm8k_paper_prompt(doc: dict[str, Any]) -> str:
+    return f"Answer the following question.\n\nQuestion: {doc['question']}"

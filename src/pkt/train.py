@@ -1,0 +1,172 @@
+"""One trainer for every transfer method: transformers' ``Trainer`` + peft LoRA + a method's hooks.
+
+The method (``pkt.methods``) builds the peft model (its adapter initialisation) and may add an
+auxiliary loss; everything else is shared: chat-formatted examples with the loss on response tokens
+only, seeds, fp32 on CPU and bf16 on GPU, optional gradient checkpointing, a checkpoint every
+``save_steps`` in a folder outside the output, and automatic resume from the last checkpoint when the
+job is rerun after a kill (a SLURM requeue). The same ``train`` runs under ``torchrun`` /
+``accelerate launch`` with several processes: ``python -m pkt.train spec.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pkt.data import collate, encode_supervised, load_split
+from pkt.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings of the ``train`` config section (Seeking 1.7 / SemAlign A.2 at paper scale)."""
+
+    epochs: float = 3.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 3e-4
+    warmup: float = 0.03  # a share of the total steps
+    max_length: int = 256
+    save_steps: int = 20
+    logging_steps: int = 5
+    gradient_checkpointing: bool = False
+    keep_checkpoints: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"train: unknown setting(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+
+def make_trainer_class():
+    """A ``Trainer`` that adds the method's auxiliary loss (built lazily: transformers is heavy)."""
+    from transformers import Trainer
+
+    class MethodTrainer(Trainer):
+        def __init__(self, *args, method, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.method = method
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                                 num_items_in_batch=num_items_in_batch)
+            aux = self.method.aux_loss(model, inputs, outputs)
+            if aux is not None:
+                if num_items_in_batch is not None:  # the supervised loss is already scaled for accumulation
+                    aux = aux / self.args.gradient_accumulation_steps
+                loss = loss + aux
+            return (loss, outputs) if return_outputs else loss
+
+    return MethodTrainer
+
+
+def train(
+    method: str,
+    method_settings: dict[str, Any],
+    student_dir: str | os.PathLike[str],
+    train_split: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    checkpoint_dir: str | os.PathLike[str],
+    settings: dict[str, Any],
+    seed: int = 0,
+    device: str = "cpu",
+    inputs: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """Train one adapter; write it, with its training figures, to ``out_dir`` (atomically, rank 0).
+
+    Returns the training figures on the main process (None on other ranks).
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from pkt.methods import get_method
+
+    opts = TrainSettings.from_dict(settings)
+    strategy = get_method(method).from_dict(method_settings, {k: Path(v) for k, v in (inputs or {}).items()})
+    set_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(student_dir)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(student_dir, dtype=dtype)
+    model = strategy.init_adapter(model, tokenizer)
+    records = load_split(train_split)
+    if not records:
+        raise ValueError(f"train split {train_split} is empty")
+    dataset = Dataset.from_list([encode_supervised(r, tokenizer, opts.max_length) for r in records])
+
+    ckpt = Path(checkpoint_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    resume = get_last_checkpoint(str(ckpt))
+    if resume:
+        log.info("resuming from %s", resume)
+    args = TrainingArguments(
+        output_dir=str(ckpt), num_train_epochs=opts.epochs, max_steps=opts.max_steps,
+        per_device_train_batch_size=opts.batch_size, gradient_accumulation_steps=opts.grad_accum,
+        learning_rate=opts.lr, lr_scheduler_type="linear", warmup_steps=opts.warmup, weight_decay=0.0,
+        logging_steps=opts.logging_steps, save_strategy="steps", save_steps=opts.save_steps, save_total_limit=1,
+        report_to="none", seed=seed, data_seed=seed, use_cpu=device == "cpu", bf16=device.startswith("cuda"),
+        gradient_checkpointing=opts.gradient_checkpointing, remove_unused_columns=False,
+        dataloader_num_workers=0, disable_tqdm=False,
+    )
+    trainer = make_trainer_class()(
+        model=model, args=args, train_dataset=dataset, method=strategy,
+        data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
+    )
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    wall = time.perf_counter() - start
+    if not trainer.is_world_process_zero():
+        return None
+    n_tokens = sum(len(x) for x in dataset["input_ids"])
+    figures = {
+        "method": method,
+        "seed": seed,
+        "steps": trainer.state.global_step,
+        "examples": len(records),
+        "epochs": opts.epochs if opts.max_steps <= 0 else None,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "final_loss": float(result.training_loss),
+        "loss_curve": [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h],
+        "resumed_from": Path(resume).name if resume else None,
+        "wall_s": round(wall, 2),
+        "tokens_per_s": round(n_tokens * trainer.state.num_train_epochs / max(wall, 1e-9), 1),
+        "device": device,
+        "world_size": args.world_size,
+        "settings": dataclasses.asdict(opts),
+        "method_settings": method_settings,
+    }
+    with atomic_dir(out_dir) as tmp:
+        trainer.model.save_pretrained(tmp)
+        write_json(Path(tmp) / "training.json", figures)
+    if not opts.keep_checkpoints:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI for torchrun / accelerate: ``python -m pkt.train spec.json`` with ``train``'s arguments."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m pkt.train SPEC.json  (keys: the arguments of pkt.train.train)")
+    logging.basicConfig(level=logging.INFO)
+    train(**json.loads(Path(argv[0]).read_text()))
+
+
+if __name__ == "__main__":
+    main()

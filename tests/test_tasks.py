@@ -1,0 +1,107 @@
+"""Task helpers and the toy tasks' metric path through lm-eval, with answers known in advance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from stub_lm import OracleLM
+
+from pkt.data import write_split
+from pkt.evaluate import primary_metric, run_task, task_config
+from pkt.tasks import extract_code, final_number, humaneval_program, mbpp_program, normalise_number
+from pkt.toyworld import generate
+
+TASKS_DIR = Path(__file__).resolve().parents[1] / "workflow" / "tasks"
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("2 + 3 = 5.\n#### 5", "5"), ("So the answer is 1,234.", "1234"), ("It costs $7.50.", "7.5"),
+     ("-3 degrees", "-3"), ("no number", ""), ("#### 12\nThen 99", "12"), ("18.0", "18")],
+)
+def test_final_number(text, number):
+    assert final_number(text) == number
+
+
+def test_normalise_number_keeps_non_numbers():
+    assert normalise_number("1,000") == "1000"
+    assert normalise_number("abc") == "abc"
+
+
+def test_extract_code_from_fence_or_plain_text():
+    assert extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone") == "def f():\n    return 1\n"
+    assert extract_code("def f():\n    return 1\n[DONE] trailing") == "def f():\n    return 1\n"
+    assert extract_code("    return x\n") == "    return x\n"
+
+
+def test_humaneval_program_accepts_a_body_or_a_whole_function():
+    doc = {"prompt": "import math\ndef f(x):\n    \"\"\"doc\"\"\"\n", "entry_point": "f",
+           "test": "def check(c):\n    assert c(4) == 2\n"}
+    body = humaneval_program(doc, "    return int(math.sqrt(x))\n")
+    whole = humaneval_program(doc, "```python\ndef f(x):\n    return int(math.sqrt(x))\n```")
+    for program in (body, whole):
+        namespace: dict = {}
+        exec(program, namespace)  # noqa: S102 - a known, harmless program
+
+
+def test_mbpp_program_joins_code_setup_and_tests():
+    doc = {"test_list": ["assert g(1) == 2"], "test_setup_code": "K = 1"}
+    program = mbpp_program(doc, "def g(x):\n    return x + K")
+    exec(program, {})  # noqa: S102
+    assert program.index("def g") < program.index("K = 1") < program.index("assert g(1)")
+
+
+def test_task_config_points_data_at_absolute_files(tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text("{}\n")
+    cfg = task_config(TASKS_DIR, "paper_gsm8k", {"data_files": {"test": str(f)}})
+    assert cfg["dataset_path"] == "json" and "dataset_name" not in cfg
+    assert cfg["dataset_kwargs"]["data_files"] == {"test": str(f.resolve())}
+    assert primary_metric(cfg) == "exact_match,final-number"
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        task_config(TASKS_DIR, "paper_gsm8k", {"data_files": {"test": str(tmp_path / "missing.jsonl")}})
+    with pytest.raises(FileNotFoundError, match="paper_nothing"):
+        task_config(TASKS_DIR, "paper_nothing")
+
+
+@pytest.fixture(scope="module")
+def toy_tests(tmp_path_factory):
+    from conftest import small_world
+
+    world = generate(small_world())
+    root = tmp_path_factory.mktemp("toy")
+    paths = {}
+    for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
+        paths[task] = root / f"{task}.jsonl"
+        write_split(paths[task], world.splits[task]["test"], prefix=f"{task}-test")
+    return paths
+
+
+def evaluate(task, path, lm):
+    return run_task(None, task, TASKS_DIR, data={"data_files": {"test": str(path)}}, lm=lm)
+
+
+def test_toy_mmlu_oracle_scores_one_and_anti_oracle_zero(toy_tests):
+    summary, samples = evaluate("toy_mmlu", toy_tests["toy_mmlu"], OracleLM(gold=lambda d: d["choices"][d["answer"]]))
+    assert summary["value"] == 1.0 and summary["n"] == len(samples) > 0
+    wrong = OracleLM(gold=lambda d: d["choices"][(d["answer"] + 1) % 4])
+    assert evaluate("toy_mmlu", toy_tests["toy_mmlu"], wrong)[0]["value"] == 0.0
+
+
+def test_toy_gsm8k_gold_answers_score_one(toy_tests):
+    summary, _ = evaluate("toy_gsm8k", toy_tests["toy_gsm8k"], OracleLM(respond=lambda d: d["answer"]))
+    assert summary["value"] == 1.0
+    off_by_one = OracleLM(respond=lambda d: f"#### {d['answer_value'] + 1}")
+    assert evaluate("toy_gsm8k", toy_tests["toy_gsm8k"], off_by_one)[0]["value"] == 0.0
+
+
+@pytest.mark.parametrize(("task", "field"), [("toy_humaneval", "canonical_solution"), ("toy_mbpp", "code")])
+def test_toy_code_references_pass_and_wrong_code_fails_with_reasons_kept(toy_tests, task, field):
+    summary, samples = evaluate(task, toy_tests[task], OracleLM(respond=lambda d: d[field]))
+    assert summary["value"] == 1.0
+    summary, samples = evaluate(task, toy_tests[task], OracleLM(respond=lambda d: "    return None\n"))
+    assert summary["value"] == 0.0
+    verdict = json.loads(samples[0]["filtered_resps"][0])
+    assert verdict["status"] != "pass" and verdict["reason"]

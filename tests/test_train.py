@@ -1,0 +1,130 @@
+"""pkt.train: methods registry, loss masking, and resume after a kill that reaches the same adapter."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pkt.data import encode_supervised, write_split
+from pkt.methods import LoraSettings, get_method
+from pkt.models import llama_config
+from pkt.tokenizer import train_tokenizer
+from pkt.toyworld import generate
+
+KILLER = """
+import os, sys
+import transformers
+from transformers import TrainerCallback
+
+class Kill(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == int(sys.argv[2]):
+            os.kill(os.getpid(), 9)  # SIGKILL: no cleanup, like an OOM kill or a SLURM preemption
+
+init = transformers.Trainer.__init__
+def patched(self, *a, **k):
+    init(self, *a, **k)
+    self.add_callback(Kill())
+transformers.Trainer.__init__ = patched
+from pkt.train import main
+main([sys.argv[1]])
+"""
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    """A tiny untrained student and a train split in the toy format."""
+    from conftest import small_world
+    from transformers import LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("student")
+    world = generate(small_world())
+    tok = train_tokenizer(world.corpora["teacher"], vocab_size=400)
+    arch = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "max_position_embeddings": 256}
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config(arch, tok))
+    model.save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    write_split(root / "train.jsonl", world.splits["toy_mmlu"]["train"], prefix="t")
+    return root
+
+
+def spec(student: Path, out: Path, ckpt: Path, **settings) -> dict:
+    return {"method": "lora", "method_settings": {"r": 4, "alpha": 8, "dropout": 0.1},
+            "student_dir": str(student / "model"), "train_split": str(student / "train.jsonl"),
+            "out_dir": str(out), "checkpoint_dir": str(ckpt),
+            "settings": {"max_steps": 12, "batch_size": 4, "lr": 1e-3, "save_steps": 4, "logging_steps": 1, **settings},
+            "seed": 3}
+
+
+def run(spec_dict: dict, tmp: Path, kill_at: int | None = None) -> subprocess.CompletedProcess:
+    path = tmp / f"spec-{kill_at}.json"
+    path.write_text(json.dumps(spec_dict))
+    if kill_at:
+        args = [sys.executable, "-c", KILLER, str(path), str(kill_at)]
+    else:
+        args = [sys.executable, "-m", "pkt.train", str(path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(args, capture_output=True, text=True, env=env)
+
+
+def test_registry_names_unknown_methods_and_settings():
+    assert get_method("lora").name == "lora"
+    with pytest.raises(KeyError, match="nope"):
+        get_method("nope")
+    with pytest.raises(ValueError, match="rank"):
+        get_method("lora").from_dict({"rank": 4})
+    assert LoraSettings().r == 16
+
+
+def test_loss_only_on_response_tokens(student):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(student / "model")
+    rec = {"messages": [{"role": "user", "content": "What pet does Vorla have?"},
+                        {"role": "assistant", "content": "owl"}]}
+    enc = encode_supervised(rec, tok, max_length=64)
+    scored = [i for i, label in zip(enc["input_ids"], enc["labels"]) if label != -100]
+    assert tok.decode(scored) == "owl" + tok.eos_token
+    short = encode_supervised(rec, tok, max_length=4)  # the prompt is cut, the response kept
+    assert len(short["input_ids"]) == 4 and short["labels"][-1] == tok.eos_token_id
+
+
+def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(student, tmp_path):
+    straight = run(spec(student, tmp_path / "a", tmp_path / "ck-a"), tmp_path)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = run(spec(student, tmp_path / "b", tmp_path / "ck-b"), tmp_path, kill_at=6)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "b").exists()  # nothing half-written where the output goes
+    assert (tmp_path / "ck-b" / "checkpoint-4").is_dir()
+
+    resumed = run(spec(student, tmp_path / "b", tmp_path / "ck-b"), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    figures = json.loads((tmp_path / "b" / "training.json").read_text())
+    assert figures["resumed_from"] == "checkpoint-4" and figures["steps"] == 12
+    a = load_file(tmp_path / "a" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "ck-b").exists()  # checkpoints removed after success (keep_checkpoints false)
+
+
+def test_lora_starts_as_the_student(student):
+    """Standard LoRA init (B = 0): the wrapped student's logits equal the plain student's at step 0."""
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(student / "model").eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    ref = base(input_ids=ids).logits
+    wrapped = get_method("lora").from_dict({"r": 4}).init_adapter(base, None).eval()
+    torch.testing.assert_close(wrapped(input_ids=ids).logits, ref)

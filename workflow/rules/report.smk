@@ -1,0 +1,44 @@
+localrules:
+    tables,
+    figures,
+
+
+rule tables:
+    input:
+        evals=eval_targets(),
+        code=lib("tables"),
+    output:
+        csv=report(f"{RUN}/tables/main.csv", caption="../report/main_table.rst", category="Tables"),
+        md=f"{RUN}/tables/main.md",
+        tex=f"{RUN}/tables/main.tex",
+        metrics=f"{RUN}/metrics.json",
+    log:
+        f"{LOGS}/tables.log",
+    params:
+        pairs=config["pairs"],
+        caption=table_caption(),
+    conda:
+        "../envs/pkt.yaml"
+    script:
+        "../../scripts/tables.py"
+
+
+rule figures:
+    input:
+        evals=eval_targets(),
+        adapters=adapter_targets(),
+        code=lib("figures", "tables"),
+    output:
+        bars=report(f"{RUN}/figures/benchmarks.png", caption="../report/benchmarks.rst", category="Figures"),
+        curves=report(
+            f"{RUN}/figures/training_curves.png", caption="../report/training_curves.rst", category="Figures"
+        ),
+    log:
+        f"{LOGS}/figures.log",
+    params:
+        pairs=config["pairs"],
+        title=table_caption(),
+    conda:
+        "../envs/pkt.yaml"
+    script:
+        "../../scripts/figures.py"
