@@ -59,3 +59,8 @@ rule models:
 rule importance:
     input:
         rules.pairings.input,
+
+
+rule adapters:
+    input:
+        adapter_targets(),

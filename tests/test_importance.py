@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pkt.importance import AGGREGATIONS, decoder_layers, layer_importance
+from pkt.importance import AGGREGATIONS, TARGETS, batch_attributions, decoder_layers, layer_importance
 
 VOCAB = 100
 N_LAYERS = 3
@@ -96,10 +96,11 @@ def test_matches_captum_layer_gradient_x_activation(model, aggregation):
     assert torch.allclose(torch.tensor(ours), torch.tensor(expected), rtol=1e-4, atol=1e-9), (ours, expected)
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
-def test_right_padding_does_not_change_scores(model, aggregation):
-    plain = layer_importance(model, [make_batch()], aggregation, disable_progress=True)
-    padded = layer_importance(model, [make_batch(pad=5)], aggregation, disable_progress=True)
+def test_right_padding_does_not_change_scores(model, aggregation, target):
+    plain = layer_importance(model, [make_batch()], aggregation, disable_progress=True, target=target)
+    padded = layer_importance(model, [make_batch(pad=5)], aggregation, disable_progress=True, target=target)
     assert torch.allclose(torch.tensor(plain), torch.tensor(padded), rtol=1e-4, atol=1e-8), (plain, padded)
 
 
@@ -149,22 +150,26 @@ def test_last_layer_signed_sum_vanishes():
     assert abs(signed[0]) > 1e-3 * absolute[0]
 
 
-def test_leaves_model_untouched(model):
+@pytest.mark.parametrize("target", TARGETS)
+def test_leaves_model_untouched(model, target):
     model.train()
-    layer_importance(model, [make_batch()], disable_progress=True)
+    layer_importance(model, [make_batch()], disable_progress=True, target=target)
     assert model.training
     model.eval()
     assert all(p.grad is None for p in model.parameters())
     assert all(len(layer._forward_hooks) == 0 for layer in model.model.layers)
+    assert all(len(layer._forward_pre_hooks) == 0 for layer in model.model.layers)
     assert len(model.get_input_embeddings()._forward_hooks) == 0
 
 
-def test_frozen_model_gives_same_scores():
+@pytest.mark.parametrize("target", TARGETS)
+def test_frozen_model_gives_same_scores(target):
     model = tiny_llama(seed=6)
-    expected = layer_importance(model, [make_batch()], disable_progress=True)
+    expected = layer_importance(model, [make_batch()], disable_progress=True, target=target)
     for p in model.parameters():
         p.requires_grad_(False)
-    assert layer_importance(model, [make_batch()], disable_progress=True) == pytest.approx(expected, rel=1e-6)
+    frozen = layer_importance(model, [make_batch()], disable_progress=True, target=target)
+    assert frozen == pytest.approx(expected, rel=1e-6)
 
 
 def test_batches_sum(model):
@@ -188,6 +193,16 @@ def test_bad_inputs_raise(model):
         layer_importance(model, [batch], aggregation="max", disable_progress=True)
 
 
+@pytest.mark.parametrize("bad", ["input", "Delta", "", None])
+def test_invalid_target_raises(model, bad):
+    batch = make_batch()
+    with pytest.raises(ValueError, match=r"target must be one of \('output', 'delta'\)"):
+        layer_importance(model, [batch], disable_progress=True, target=bad)
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    with pytest.raises(ValueError, match="target must be one of"):
+        batch_attributions(model, model.model.layers, batch, target=bad)
+
+
 def test_hidden_state_from_tensor_or_tuple():
     from pkt.importance import _hidden
 
@@ -196,3 +211,112 @@ def test_hidden_state_from_tensor_or_tuple():
     assert _hidden((t, None)) is t
     with pytest.raises(TypeError, match="decoder layer returned"):
         _hidden(None)
+
+
+# --- target="delta": A_l = h_l - h_{l-1}, the layer's own residual contribution -------------------------
+
+
+def _scale_output_weights(model: LlamaForCausalLM, index: int, factor: float) -> None:
+    """Multiply both residual-branch output projections of decoder layer ``index`` by ``factor``: the
+    layer's contribution h_l - h_{l-1} = attn + mlp becomes ``factor`` times larger (a real weight change;
+    the MLP then also sees the larger attention output, so it is not an exact rescaling of the old delta)."""
+    layer = model.model.layers[index]
+    with torch.no_grad():
+        layer.self_attn.o_proj.weight.mul_(factor)
+        layer.mlp.down_proj.weight.mul_(factor)
+
+
+SCALED_LAYERS = 4
+SCALE = 50.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_delta_ranks_the_scaled_up_layer_first(seed):
+    """Acceptance test: in a 4-layer tiny Llama whose layer j has o_proj and down_proj multiplied by 50,
+    target="delta" with "sum_abs" ranks layer j first, for every j (unscaled, the four delta scores are
+    within 30% of each other and their argmax is 2, 1, 3 for seeds 0, 1, 2, so j really moves it)."""
+    for j in range(SCALED_LAYERS):
+        model = tiny_llama(seed=seed, n_layers=SCALED_LAYERS)
+        _scale_output_weights(model, j, SCALE)
+        scores = layer_importance(model, [make_batch()], "sum_abs", disable_progress=True, target="delta")
+        assert max(range(SCALED_LAYERS), key=scores.__getitem__) == j, (seed, j, scores)
+        assert all(s > 0 for s in scores)
+
+
+def test_output_target_does_not_rank_the_scaled_up_layer_reliably():
+    """Why "delta" exists: with target="output" the same scaled-up layer is *not* reliably ranked first,
+    because later outputs inherit its residual and the final RMSNorm makes A * dL/dA scale-invariant."""
+    hits, cases = 0, 0
+    for seed in (0, 1, 2):
+        for j in range(SCALED_LAYERS):
+            model = tiny_llama(seed=seed, n_layers=SCALED_LAYERS)
+            _scale_output_weights(model, j, SCALE)
+            scores = layer_importance(model, [make_batch()], "sum_abs", disable_progress=True, target="output")
+            hits += max(range(SCALED_LAYERS), key=scores.__getitem__) == j
+            cases += 1
+    assert hits < cases
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_delta_of_identity_layer_is_exactly_zero(aggregation):
+    """A layer whose o_proj/down_proj are zeroed returns its input unchanged: its delta is 0, so its
+    score is exactly 0 (the "output" target instead copies the layer below); the others are not 0."""
+    model = tiny_llama(seed=3, n_layers=4)
+    _make_identity(model, 2)
+    scores = layer_importance(model, [make_batch()], aggregation, disable_progress=True, target="delta")
+    assert scores[2] == 0.0
+    assert all(abs(s) > 0 for i, s in enumerate(scores) if i != 2)
+
+
+def test_delta_sum_is_derivative_of_loss_wrt_scaling_the_contribution():
+    """Exact identity: sum(delta_l * dL/dh_l) = dL/d eps_l at eps = 0, where layer l's output is replaced
+    by h_{l-1} + (1 + eps_l) (h_l - h_{l-1}). Checked against autograd w.r.t. the eps vector, computed
+    through separate forward hooks."""
+    model = tiny_llama(seed=9, n_layers=4)
+    batch = make_batch()
+    eps = torch.zeros(4, requires_grad=True)
+
+    def make_hook(i: int):
+        def hook(_module, args, kwargs, output):
+            x = args[0] if args else kwargs["hidden_states"]
+            return x + (1 + eps[i]) * (output - x)
+
+        return hook
+
+    layers = model.model.layers
+    handles = [layer.register_forward_hook(make_hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    try:
+        loss = model(**batch, use_cache=False).loss
+    finally:
+        for h in handles:
+            h.remove()
+    (expected,) = torch.autograd.grad(loss, eps)
+    scores = layer_importance(model, [batch], "sum", disable_progress=True, target="delta")
+    ours = torch.tensor(scores, dtype=torch.float64)
+    assert torch.allclose(ours, expected.double(), rtol=1e-5, atol=1e-9), (scores, expected)
+
+
+@pytest.mark.parametrize("branch", ["attention", "mlp"])
+def test_delta_sums_and_embedding_attribution_cancel(branch):
+    """Exact identity (scale invariance): when each decoder layer has one residual branch, its branch
+    reads RMSNorm(h_{l-1}) and so is invariant to h_{l-1}'s scale; scaling the embeddings E and every
+    delta_l by the same c then scales every h_l by c, and the final RMSNorm leaves the loss unchanged.
+    Differentiating at c = 1:  sum(E * dL/dE) + sum_l sum(delta_l * dL/dh_l) = 0  (up to the norms' eps).
+    dL/dE is computed independently, with ``inputs_embeds`` as the differentiated leaf.
+    (With both branches per layer the MLP reads h_{l-1} + attn, which is not scaled by c, so the
+    layer-level identity does not hold exactly.)"""
+    model = tiny_llama(seed=9, n_layers=4, rms_norm_eps=1e-12)
+    for layer in model.model.layers:
+        with torch.no_grad():
+            (layer.mlp.down_proj if branch == "attention" else layer.self_attn.o_proj).weight.zero_()
+    batch = make_batch()
+    embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+    loss = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    (grad,) = torch.autograd.grad(loss, embeds)
+    embedding = reduce(embeds.detach() * grad, batch["attention_mask"], "sum")
+    deltas = layer_importance(model, [batch], "sum", disable_progress=True, target="delta")
+    assert max(abs(d) for d in deltas) > 1e-4  # the terms are not trivially 0
+    assert torch.allclose(torch.tensor(sum(deltas)), torch.tensor(-embedding), rtol=1e-4, atol=1e-7), (
+        deltas,
+        embedding,
+    )

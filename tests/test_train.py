@@ -128,3 +128,15 @@ def test_lora_starts_as_the_student(student):
     ref = base(input_ids=ids).logits
     wrapped = get_method("lora").from_dict({"r": 4}).init_adapter(base, None).eval()
     torch.testing.assert_close(wrapped(input_ids=ids).logits, ref)
+
+
+def test_runs_under_torchrun_with_two_processes(student, tmp_path):
+    """The same entry point under torchrun: two CPU processes (gloo), one adapter written by rank 0."""
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec(student, tmp_path / "ddp", tmp_path / "ck", max_steps=4)))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "pkt.train", str(path)],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "ddp" / "training.json").read_text())
+    assert figures["world_size"] == 2 and figures["steps"] == 4

@@ -23,9 +23,13 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["prepare_tokenizer"] == 1
     assert jobs["prepare_model"] == 2
     assert jobs["probe"] == 2
+    assert jobs["score_importance"] == 8 and jobs["pair_layers"] == 4
+    assert jobs["train"] == 4  # lora x 1 pair x 4 tasks x 1 seed
+    assert jobs["evaluate"] == 12  # (teacher + student + lora) x 4 tasks
+    assert jobs["tables"] == jobs["figures"] == 1
 
 
-def test_smoke_dag_writes_models_probes_and_manifest(smoke_run):
+def test_smoke_dag_writes_every_stage(smoke_run):
     run = smoke_run / "results" / "smoke"
     for model in ("teacher", "student"):
         figures = json.loads((run / "models" / model / "training.json").read_text())
@@ -35,6 +39,20 @@ def test_smoke_dag_writes_models_probes_and_manifest(smoke_run):
         assert probe["n_held_out"] + probe["n_control"] == 24
     manifest = json.loads((run / "data" / "manifest.json").read_text())
     assert "toy_mmlu/test.jsonl" in manifest["files"]
+    for method, pair in (("vanilla", "teacher"), ("vanilla", "student"), ("lora", "toy")):
+        for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
+            result = json.loads((run / "eval" / method / pair / task / "seed0.json").read_text())
+            assert result["n"] == 24 if task == "toy_mmlu" else result["n"] == 8
+            assert result["model"]["sha256"] and result["lm_eval_version"] and result["config_hash"]
+            assert (result["adapter"] is None) == (method == "vanilla")
+            assert (run / "eval" / method / pair / task / "seed0.samples.jsonl").stat().st_size > 0
+    pairing = json.loads((run / "pairing" / "toy" / "toy_mmlu.json").read_text())
+    assert pairing["n_teacher"] == 4 and pairing["n_student"] == 2
+    assert (run / "pairing" / "toy" / "toy_mmlu.png").stat().st_size > 0
+    assert "| LoRA" in (run / "tables" / "main.md").read_text()
+    assert json.loads((run / "metrics.json").read_text())["toy/teacher/Gap to teacher"] == 0.0
+    assert (run / "figures" / "training_curves.png").stat().st_size > 0
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").rglob("checkpoint-*"))
     leftovers = [p for p in run.rglob("*.tmp")]
     assert leftovers == []
 
@@ -50,8 +68,17 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     change = smoke_run / "change.yaml"
     change.write_text(yaml.safe_dump({"models": {"student": {"pretrain": {"lr": 0.005}}}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "all": 1}
-    assert "wildcards: model=student" in out and "model=teacher" not in out
+    assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 4, "pair_layers": 4,
+                                 "train": 4, "evaluate": 8, "tables": 1, "figures": 1, "all": 1}
+    assert "model=teacher" not in out and "pair=teacher" not in out
+
+
+def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_run):
+    change = smoke_run / "change-train.yaml"
+    change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
+    out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
+    assert planned_jobs(out) == {"train": 4, "evaluate": 4, "tables": 1, "figures": 1, "all": 1}
+    assert "method=vanilla" not in out
 
 
 @pytest.mark.parametrize(

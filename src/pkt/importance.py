@@ -15,12 +15,27 @@ The loss is the model's own causal-LM loss with ``labels`` (-100 on prompt and p
 token-mean cross-entropy over the response tokens of each batch; per-batch attributions are summed.
 Padding positions (``attention_mask == 0``) are excluded from every aggregation.
 
-Caveats (properties of the method, checked in the tests): decoder outputs are the residual stream, so a
-layer that changes nothing (zeroed o_proj/down_proj) gets exactly the score of the layer below it; and
-because every sublayer and the final RMSNorm see a normalised input, the scores do not grow when a
-layer's output weights are scaled up (the loss is invariant to the residual's scale). In particular the
-signed "sum" of the *last* layer is ~0 (Euler's theorem on the final RMSNorm), so "sum_abs" is the
-sensible default for choosing a critical layer.
+What A_l is, ``target`` (both use the same gradient g_l = dL/dh_l at the layer output h_l):
+
+- ``"output"`` (default; Captum's ``LayerGradientXActivation`` on the decoder layer): A_l = h_l, the
+  layer's output, i.e. the residual stream after the layer.
+- ``"delta"``: A_l = h_l - h_{l-1}, the layer's own residual contribution (SemAlign's "sublayer output
+  before residual addition", taken per decoder layer; h_0 = the first layer's input, the embeddings).
+  Since h_l = h_{l-1} + delta_l, dL/d(delta_l) = dL/dh_l = g_l, so this is gradient x activation of
+  the contribution itself. h_{l-1} is taken from each layer's input (forward pre-hooks), so the cost is
+  still one forward and one backward pass per batch.
+
+Why both: the residual-stream output of layer l contains everything written by layers 1..l (and the
+embeddings), so "output" scores are inherited upwards -- a layer that changes nothing (zeroed
+o_proj/down_proj) gets exactly the score of the layer below it. And because every sublayer and the
+final RMSNorm see a normalised input, the loss is invariant to the residual's scale: "output" scores
+do not grow when a layer's output weights are scaled up, and the signed "sum" of the *last* layer is
+~0 (Euler's theorem on the final RMSNorm). "delta" removes the inheritance: a layer that changes
+nothing scores exactly 0, and a layer whose contribution dominates the residual ranks first (the
+tests check both). Use "output" to reproduce Captum / the paper's tool literally; use "delta" when the
+question is which layer's own computation matters. With either, "sum_abs" is the sensible default for
+choosing a critical layer: signed sums cancel (for "delta" in a model with one residual branch per
+layer they sum exactly to minus the embedding's E * dL/dE, a scale identity; see the tests).
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 AGGREGATIONS = ("sum", "sum_abs", "mean_abs")
+TARGETS = ("output", "delta")
 IGNORE_INDEX = -100
 BATCH_KEYS = ("input_ids", "attention_mask", "labels")
 
@@ -62,6 +78,14 @@ def _hidden(output: Any) -> torch.Tensor:
         return output[0]
     kind = type(output).__name__
     raise TypeError(f"decoder layer returned {kind}, expected a tensor or a tuple of tensors")
+
+
+def _layer_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """The hidden state passed to a decoder layer: its first positional argument or ``hidden_states``."""
+    value = args[0] if args else kwargs.get("hidden_states")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"decoder layer input is {type(value).__name__}, expected the hidden-state tensor")
+    return value
 
 
 def check_batch(batch: Mapping[str, torch.Tensor], index: int = 0) -> None:
@@ -122,10 +146,17 @@ def aggregate(attribution: torch.Tensor, mask: torch.Tensor, aggregation: str) -
 
 
 def batch_attributions(
-    model: nn.Module, layers: nn.ModuleList, batch: Mapping[str, torch.Tensor]
+    model: nn.Module, layers: nn.ModuleList, batch: Mapping[str, torch.Tensor], target: str = "output"
 ) -> list[torch.Tensor]:
-    """A_l * dL/dA_l ([B, T, D]) for every decoder layer, from one forward and one backward pass."""
+    """A_l * dL/dh_l ([B, T, D]) for every decoder layer, from one forward and one backward pass.
+
+    A_l is the layer output h_l (``target="output"``) or its residual contribution h_l - h_{l-1}
+    (``target="delta"``, h_{l-1} = the layer's input); the gradient is always taken at h_l.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     captured: list[torch.Tensor | None] = [None] * len(layers)
+    inputs: list[torch.Tensor | None] = [None] * len(layers)
 
     def make_hook(i: int):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -133,7 +164,17 @@ def batch_attributions(
 
         return hook
 
+    def make_pre_hook(i: int):
+        def pre_hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            inputs[i] = _layer_input(args, kwargs).detach()
+
+        return pre_hook
+
     handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
+    if target == "delta":
+        handles += [
+            layer.register_forward_pre_hook(make_pre_hook(i), with_kwargs=True) for i, layer in enumerate(layers)
+        ]
     try:
         out = model(
             input_ids=batch["input_ids"],
@@ -145,14 +186,19 @@ def batch_attributions(
         for h in handles:
             h.remove()
     missing = [i for i, a in enumerate(captured) if a is None]
+    if target == "delta":
+        missing += [i for i, a in enumerate(inputs) if a is None and i not in missing]
     if missing:
-        raise RuntimeError(f"decoder layers {missing} did not run in the forward pass")
+        raise RuntimeError(f"decoder layers {sorted(missing)} did not run in the forward pass")
     acts = [a for a in captured if a is not None]
     loss = out.loss
     if loss is None or not torch.isfinite(loss):
         raise ValueError(f"the causal-LM loss is {loss}; check the labels")
     grads = torch.autograd.grad(loss, acts, allow_unused=True)
-    return [a.detach() * (g if g is not None else torch.zeros_like(a)) for a, g in zip(acts, grads)]
+    values = [a.detach() for a in acts]
+    if target == "delta":
+        values = [v - x for v, x in zip(values, inputs)]
+    return [v * (g if g is not None else torch.zeros_like(v)) for v, g in zip(values, grads)]
 
 
 def layer_importance(
@@ -160,6 +206,7 @@ def layer_importance(
     batches: Iterable[Mapping[str, torch.Tensor]],
     aggregation: str = "sum_abs",
     disable_progress: bool = False,
+    target: str = "output",
 ) -> list[float]:
     """One gradient x activation score per decoder layer (index 0 = layer 1), summed over ``batches``.
 
@@ -169,9 +216,13 @@ def layer_importance(
 
     aggregation: "sum" (signed total), "sum_abs" (total of |A * dL/dA|) or "mean_abs" (mean of
     |A * dL/dA| over every real token x channel across all batches).
+    target: "output" (A_l = h_l, Captum's definition) or "delta" (A_l = h_l - h_{l-1}, the layer's own
+    residual contribution); dL/dA is dL/dh_l for both. See the module docstring for which to use.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     layers = decoder_layers(model)
     device = _model_device(model)
     totals = [0.0] * len(layers)
@@ -186,7 +237,7 @@ def layer_importance(
                 check_batch(raw, index)
                 batch = {k: v.to(device) for k, v in raw.items() if k in BATCH_KEYS}
                 batch.setdefault("attention_mask", torch.ones_like(batch["input_ids"]))
-                attributions = batch_attributions(model, layers, batch)
+                attributions = batch_attributions(model, layers, batch, target)
                 mask = batch["attention_mask"]
                 for i, attr in enumerate(attributions):
                     totals[i] += aggregate(attr, mask, aggregation)

@@ -24,6 +24,9 @@ def summarise(run_dir: str | Path) -> str:
         t = json.loads(path.read_text())
         lines.append(f"  {t['name']:<10} {t['parameters'] / 1e6:.2f}M params, {t['steps']} steps, "
                      f"final loss {t['final_loss']:.3f}, {t['wall_s']:.0f}s ({path.parent})")
+    table = run / "tables" / "main.md"
+    if table.is_file():
+        lines += ["", f"Main table ({table}; also .csv, .tex; figures in {run / 'figures'}/):", table.read_text()]
     return "\n".join(lines)
 
 

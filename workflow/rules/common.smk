@@ -39,7 +39,7 @@ def corpus_of(wildcards):
 
 
 def lib(*modules):
-    """Library modules a rule runs, as inputs: editing one reruns the rule (scripts are tracked anyway)."""
+    """Library modules a job imports, declared as inputs so that editing one reruns its jobs."""
     return [f"src/pkt/{m}.py" for m in modules]
 
 
@@ -115,14 +115,18 @@ def eval_inputs(wildcards):
     return inputs
 
 
-def pair_importance(role):
-    """Input function: the importance file of a pair's teacher or student on the task."""
+def importance_of(role, wildcards):
+    """The importance file of a pair's teacher or student on the task."""
+    model = config["pairs"][wildcards.pair][role]
+    return f"{RUN}/importance/{model}/{wildcards.task}.json"
 
-    def path(wildcards):
-        model = config["pairs"][wildcards.pair][role]
-        return f"{RUN}/importance/{model}/{wildcards.task}.json"
 
-    return path
+def teacher_importance(wildcards):
+    return importance_of("teacher", wildcards)
+
+
+def student_importance(wildcards):
+    return importance_of("student", wildcards)
 
 
 def adapter_targets():

@@ -4,8 +4,8 @@ localrules:
 
 rule pair_layers:
     input:
-        teacher=pair_importance("teacher"),
-        student=pair_importance("student"),
+        teacher=teacher_importance,
+        student=student_importance,
         code=lib("pairing", "pairing_plot"),
     output:
         pairing=f"{RUN}/pairing/{{pair}}/{{task}}.json",
