@@ -127,3 +127,13 @@ def test_too_small_world_names_the_key(world_cfg):
     cfg = {**world_cfg, "n_entities": 4}
     with pytest.raises(ValueError, match="world.splits.toy_mmlu"):
         generate(cfg)
+
+
+def test_no_split_function_appears_in_a_pretraining_corpus(world_cfg):
+    world = generate(world_cfg)
+    corpus = "\n".join(world.corpora["teacher"])
+    assert "def " in corpus
+    for s in SPLITS:
+        for t in ("toy_humaneval", "toy_mbpp"):
+            for r in world.splits[t][s]:
+                assert f"def {r['entry_point']}(" not in corpus

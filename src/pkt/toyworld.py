@@ -195,7 +195,7 @@ def generate(cfg: dict) -> World:
     n_code = max(corpus["teacher"]["code"], corpus["student"]["code"])
     arith = [chat_text(r["question"], r["answer"])
              for r in unique_records(lambda: gsm8k_record(rng), n_arith, seen)]
-    problems = _unique_problems(rng, n_code, code_seen)
+    problems = _unique_problems(rng, n_code, set(), exclude=frozenset(code_seen))
     code = [chat_text(p.humaneval_prompt, p.humaneval_completion) if i % 2 == 0
             else chat_text(mbpp_record(p)["messages"][0]["content"], p.mbpp_code)
             for i, p in enumerate(problems)]
@@ -209,14 +209,20 @@ def generate(cfg: dict) -> World:
     return World(splits=splits, corpora=corpora, facts=facts)
 
 
-def _unique_problems(rng: random.Random, n: int, seen: set[str]) -> list[CodeProblem]:
-    """``n`` problems whose function name and body are new to ``seen`` (updated in place)."""
+def _unique_problems(rng: random.Random, n: int, seen: set[str], exclude: frozenset[str] = frozenset()
+                     ) -> list[CodeProblem]:
+    """``n`` problems new to ``seen`` (updated in place) and whose function name is not in ``exclude``.
+
+    Split items are keyed by function name, so no function is in two splits. The pretraining pool is
+    keyed by signature (name and arguments) and excludes every split's names: a corpus may show
+    ``add_3(x)`` and ``add_3(n)``, but never a function that a split asks for.
+    """
     out: list[CodeProblem] = []
     tries = 0
     while len(out) < n:
         p = sample_problem(rng)
-        key = p.name
-        if key in seen:
+        key = p.signature if exclude else p.name
+        if key in seen or p.name in exclude:
             tries += 1
             if tries > 100 * max(n, 1):
                 raise ValueError(f"could not draw {n} distinct code problems: lower world.splits or world.corpus code")
