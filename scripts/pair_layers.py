@@ -10,8 +10,8 @@ if __name__ == "__main__":
         teacher, student = read_json(snakemake.input.teacher), read_json(snakemake.input.student)
         cfg, wc = snakemake.params.pairing, snakemake.wildcards
         pairing = pair_layers(teacher["scores"], student["scores"], **cfg)
-        pairing.update(pair=pairing["pair"], teacher_model=teacher["model"], student_model=student["model"],
-                       task=wc.task, aggregation=teacher["aggregation"], target=teacher["target"])
+        pairing.update(teacher_model=teacher["model"], student_model=student["model"], task=wc.task,
+                       aggregation=teacher["aggregation"], target=teacher["target"])
         plot_pairing(teacher["scores"], student["scores"], pairing,
                      f"{wc.pair} on {wc.task}: {teacher['model']} -> {student['model']}", snakemake.output.figure)
         write_json(snakemake.output.pairing, pairing)

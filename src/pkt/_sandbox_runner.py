@@ -28,17 +28,13 @@ _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 4, 36, 38
 _SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 _PROGRAM_FILE = "<program>"
 # Imported before the privilege drop when the drop would leave the Python install unreadable.
-_PRELOAD = (
-    "array asyncio bisect cmath collections copy dataclasses datetime decimal enum fractions functools"
-    " hashlib heapq itertools linecache logging math numbers operator random re statistics string textwrap"
-    " traceback typing unicodedata"
-)
+_PRELOAD = ("array asyncio bisect cmath collections copy dataclasses datetime decimal enum fractions functools hashlib"
+            " heapq itertools linecache logging math numbers operator random re statistics string textwrap"
+            " traceback typing unicodedata")
 # Denied while the program runs: routes to the guard's code object (and so the nonce) and statement
 # skipping (settrace + f_lineno). See pkt.sandbox "Known limits".
-_DENIED_EVENTS = frozenset(
-    {"sys.settrace", "sys.setprofile", "sys._getframe", "sys._current_frames", "sys._current_exceptions"}
-    | {"gc.get_objects", "gc.get_referrers", "gc.get_referents"}
-)
+_DENIED_EVENTS = frozenset({"sys.settrace", "sys.setprofile", "sys._getframe", "sys._current_frames",
+                            "sys._current_exceptions", "gc.get_objects", "gc.get_referrers", "gc.get_referents"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code"})
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -60,7 +56,6 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     _libc_call("mount", enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3])
 
 
-# ----------------------------------------------------------------------------------------- supervisor --
 def _isolate(cfg: dict) -> list[str]:
     """Enter namespaces and hide the host file system where allowed; return notes on what applied."""
     if cfg["uid"] is None:

@@ -41,9 +41,10 @@ def task_config(tasks_dir: str | os.PathLike[str], task: str, data: dict[str, An
             if missing:
                 raise FileNotFoundError(f"task {task}: data file(s) not found: {missing}")
             cfg["dataset_kwargs"] = {**cfg.get("dataset_kwargs", {}), "data_files": files}
-            if data.get("dataset_path") is None:
+            if data.get("dataset_path") is None:  # local files: the json builder, no hub config name
                 cfg["dataset_path"] = "json"
-            cfg.pop("dataset_name", None) if data.get("dataset_name") is None else None
+                if data.get("dataset_name") is None:
+                    cfg.pop("dataset_name", None)
     return cfg
 
 

@@ -39,11 +39,12 @@ def llama_config(arch: dict[str, Any], tokenizer) -> Any:
     )
 
 
-def pack_corpus(docs: list[str], tokenizer, seq_len: int, seed: int, n_blocks: int) -> list[list[int]]:
+def pack_corpus(docs: list[str], tokenizer, seq_len: int, seed: int, n_blocks: int) -> tuple[list[list[int]], int]:
     """``n_blocks`` blocks of ``seq_len`` tokens: documents + EOS, reshuffled and re-packed every epoch.
 
     Re-packing matters: with one fixed packing a model can memorise each block from the documents
     around a fact instead of learning the fact from its own question (loss near zero, probe at chance).
+    Returns the blocks and the corpus size in tokens (EOS included).
     """
     encoded = tokenizer(docs, add_special_tokens=False)["input_ids"]
     total = sum(len(seq) + 1 for seq in encoded)
@@ -56,7 +57,7 @@ def pack_corpus(docs: list[str], tokenizer, seq_len: int, seed: int, n_blocks: i
         rng.shuffle(order)
         ids = [tok for i in order for tok in (*encoded[i], tokenizer.eos_token_id)]
         blocks.extend(ids[i : i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len))
-    return blocks[:n_blocks]
+    return blocks[:n_blocks], total
 
 
 def pretrain(
@@ -79,8 +80,7 @@ def pretrain(
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     docs = [r["text"] for r in read_jsonl(corpus_path)]
     n_blocks = train["steps"] * train["batch_size"]
-    blocks = pack_corpus(docs, tokenizer, train["seq_len"], train["seed"], n_blocks)
-    corpus_tokens = sum(len(ids) + 1 for ids in tokenizer(docs, add_special_tokens=False)["input_ids"])
+    blocks, corpus_tokens = pack_corpus(docs, tokenizer, train["seq_len"], train["seed"], n_blocks)
     dataset = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
     torch.manual_seed(train["seed"])
     model = LlamaForCausalLM(llama_config(arch, tokenizer))
