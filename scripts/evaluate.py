@@ -11,7 +11,7 @@ from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 
 
 def model_provenance(path: str, name: str) -> dict:
-    """Toy models are identified by content; a hub snapshot also records its id and revision."""
+    """A model is identified by the sha256 of its directory's files (cheap for toy models)."""
     return {"name": name, "path": path, "sha256": sha256_dir(path)}
 
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 def task_config(tasks_dir: str | os.PathLike[str], task: str, data: dict[str, Any] | None = None) -> dict:
@@ -111,7 +108,7 @@ def run_task(
         "stderr": results.get(key.replace(",", "_stderr,", 1)),
         "n": int(out["n-samples"][task]["effective"]),
         "metrics": {k: v for k, v in results.items() if k != "alias"},
-        "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else _version("lm_eval"),
+        "lm_eval_version": _version("lm_eval"),
         "task_version": out.get("versions", {}).get(task, cfg.get("metadata", {}).get("version")),
         "apply_chat_template": apply_chat_template,
         "limit": limit,

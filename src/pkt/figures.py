@@ -17,7 +17,7 @@ from pkt.tables import ROWS  # noqa: E402
 
 def benchmark_bars(table: pd.DataFrame, path: str | os.PathLike[str], title: str) -> Path:
     """One group of bars per benchmark (and the average), one bar per row, std over seeds as error bars."""
-    columns = [c for c in table["std"].columns]
+    columns = list(table["std"].columns)
     rows = list(table.index)
     fig, ax = plt.subplots(figsize=(1.6 * len(columns) + 2, 3.6))
     width = 0.8 / max(len(rows), 1)

@@ -9,7 +9,6 @@ pairs, the critical pair (l_T(k†), k†) is drawn thick and red, and Seeking's
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from pkt.io import atomic_path  # noqa: E402
 
 X_TEACHER, X_STUDENT, BAR = 0.0, 1.0, 0.35
 GAP = 0.08  # room between a stack and its links for the layer numbers
@@ -88,17 +89,10 @@ def draw_pairing(
 
 
 def save_atomic(fig: Any, path: str | os.PathLike[str], dpi: int = 150) -> Path:
-    """Save ``fig`` to a same-suffix temp file beside ``path``, then ``os.replace`` it into place."""
+    """Save ``fig`` atomically (``pkt.io.atomic_path``), in the format named by the path's suffix."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".png", dir=target.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     return target
 
 
