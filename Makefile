@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo smoke test lint report
+.PHONY: setup demo smoke test lint report timing
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	@$(BIN)/python -m pkt.summary results/$(RUN)
+	@$(BIN)/python -m pkt.timing logs/$(RUN)
+
+# Where the default run's time went: the benchmark: files summed per rule.
+timing: $(STAMP)
+	@$(BIN)/python -m pkt.timing logs/$(RUN)
 
 smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pkt.evaluate import run_task
+from pkt.evaluate import load_lm, run_task
 from pkt.runtime import set_offline
 
 TASKS = ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp")
@@ -31,11 +31,13 @@ def main() -> None:
     tasks_dir = Path(__file__).resolve().parents[1] / "workflow" / "tasks"
     print(f"{'model':<10} {'task':<15} {'items':>6} {'seconds':>8} {'items/s':>8}")
     for model in ("teacher", "student"):
+        start = time.perf_counter()
+        lm = load_lm(run / "models" / model, batch_size=args.batch_size, max_length=512)
+        print(f"{model:<10} {'(model load)':<15} {'':>6} {time.perf_counter() - start:>8.2f}")
         for task in TASKS:
             start = time.perf_counter()
-            summary, _ = run_task(run / "models" / model, task, tasks_dir,
-                                  data={"data_files": {"test": str(run / "data" / task / "test.jsonl")}},
-                                  batch_size=args.batch_size, max_length=512)
+            summary, _ = run_task(lm, task, tasks_dir,
+                                  data={"data_files": {"test": str(run / "data" / task / "test.jsonl")}})
             secs = time.perf_counter() - start
             print(f"{model:<10} {task:<15} {summary['n']:>6} {secs:>8.2f} {summary['n'] / secs:>8.1f}")
 

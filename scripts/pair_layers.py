@@ -1,4 +1,4 @@
-"""Rule pair_layers: SemAlign's depth-aware teacher/student pairing (and Seeking's map) + its figure."""
+"""Rule pair_layers: SemAlign's depth-aware teacher/student pairing (and Seeking's map) + figure, per task."""
 
 from pkt.io import read_json, write_json
 from pkt.pairing import pair_layers
@@ -7,11 +7,12 @@ from pkt.runtime import job_logging
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
-        teacher, student = read_json(snakemake.input.teacher), read_json(snakemake.input.student)
-        cfg, wc = snakemake.params.pairing, snakemake.wildcards
-        pairing = pair_layers(teacher["scores"], student["scores"], **cfg)
-        pairing.update(teacher_model=teacher["model"], student_model=student["model"], task=wc.task,
-                       aggregation=teacher["aggregation"], target=teacher["target"])
-        plot_pairing(teacher["scores"], student["scores"], pairing,
-                     f"{wc.pair} on {wc.task}: {teacher['model']} -> {student['model']}", snakemake.output.figure)
-        write_json(snakemake.output.pairing, pairing)
+        cfg, pair, inp, out = snakemake.params.pairing, snakemake.wildcards.pair, snakemake.input, snakemake.output
+        for i, task in enumerate(snakemake.params.tasks):
+            teacher, student = read_json(inp.teacher[i]), read_json(inp.student[i])
+            pairing = pair_layers(teacher["scores"], student["scores"], **cfg)
+            pairing.update(teacher_model=teacher["model"], student_model=student["model"], task=task,
+                           aggregation=teacher["aggregation"], target=teacher["target"])
+            plot_pairing(teacher["scores"], student["scores"], pairing,
+                         f"{pair} on {task}: {teacher['model']} -> {student['model']}", out.figures[i])
+            write_json(out.pairings[i], pairing)

@@ -1,4 +1,4 @@
-"""Rule score_importance: per-layer gradient x activation of one model on one task's extract split."""
+"""Rule score_importance: per-layer gradient x activation of one model on every task's extract split."""
 
 from pkt.data import load_split, supervised_batches
 from pkt.importance import layer_importance
@@ -12,14 +12,15 @@ if __name__ == "__main__":
         setup_torch(snakemake.threads, seed=0)
         cfg = snakemake.params.importance
         model, tokenizer = load_model(snakemake.input.model, resolve_device(snakemake.params.device))
-        records = load_split(snakemake.input.split)
-        batches = supervised_batches(records, tokenizer, cfg["batch_size"], cfg["max_length"])
-        scores = layer_importance(model, batches, aggregation=cfg["aggregation"], target=cfg["target"])
-        write_json(snakemake.output[0], {
-            "model": snakemake.wildcards.model, "task": snakemake.wildcards.task, "split": "extract",
-            "n_examples": len(records), "aggregation": cfg["aggregation"], "target": cfg["target"],
-            "definition": "sum over extract batches of A_l * dL/dA_l (A_l = decoder layer l's "
-                          + ("output" if cfg["target"] == "output" else "residual contribution h_l - h_{l-1}")
-                          + "; L = causal-LM loss on response tokens), reduced by the aggregation",
-            "scores": scores,
-        })
+        for task, split, out in zip(snakemake.params.tasks, snakemake.input.splits, snakemake.output):
+            records = load_split(split)
+            batches = supervised_batches(records, tokenizer, cfg["batch_size"], cfg["max_length"])
+            scores = layer_importance(model, batches, aggregation=cfg["aggregation"], target=cfg["target"])
+            write_json(out, {
+                "model": snakemake.wildcards.model, "task": task, "split": "extract",
+                "n_examples": len(records), "aggregation": cfg["aggregation"], "target": cfg["target"],
+                "definition": "sum over extract batches of A_l * dL/dA_l (A_l = decoder layer l's "
+                              + ("output" if cfg["target"] == "output" else "residual contribution h_l - h_{l-1}")
+                              + "; L = causal-LM loss on response tokens), reduced by the aggregation",
+                "scores": scores,
+            })

@@ -27,7 +27,7 @@ def write_jsonl(path: Path, rows) -> Path:
 
 
 def evaluate(task: str, path: Path, lm) -> tuple[dict, list]:
-    return run_task(None, task, TASKS_DIR, data={"data_files": {"test": str(path)}}, lm=lm)
+    return run_task(lm, task, TASKS_DIR, data={"data_files": {"test": str(path)}})
 
 
 def test_humaneval_canonical_solutions_all_pass(tmp_path):

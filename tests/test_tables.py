@@ -7,7 +7,15 @@ import json
 import pytest
 
 from pkt.figures import benchmark_bars, training_curves
-from pkt.tables import benchmark_of, load_results, main_table, write_tables
+from pkt.tables import (
+    benchmark_of,
+    load_items,
+    load_results,
+    main_table,
+    vs_reference,
+    write_tables,
+    write_vs_reference,
+)
 
 PAIRS = {"toy": {"teacher": "big", "student": "small"}}
 SCORES = {  # (method, pair slot, seed) -> score per benchmark, as fractions
@@ -18,16 +26,38 @@ SCORES = {  # (method, pair slot, seed) -> score per benchmark, as fractions
 }
 
 
+BENCHES = ["mmlu", "gsm8k", "humaneval", "mbpp"]
+HELD_OUT = {("vanilla", "small", 0): 0.2, ("vanilla", "big", 0): 0.8, ("lora", "toy", 0): 0.2, ("lora", "toy", 1): 0.4}
+# MMLU control is then 2 * MMLU - held-out: 0.6, 0.8, 0.8, 0.8 (five items in each group)
+
+
+def write_eval(root, method, pair, bench, seed, scores, groups=None, value=None):
+    """One eval JSON as evaluation writes it: per-item scores, and subsets for grouped (toy_mmlu) items."""
+    groups = groups or [None] * len(scores)
+    subsets = {g: {"value": sum(s for s, h in zip(scores, groups) if h == g) / groups.count(g), "n": groups.count(g)}
+               for g in set(groups) - {None}}
+    p = root / method / pair / f"toy_{bench}" / f"seed{seed}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"method": method, "pair": pair, "task": f"toy_{bench}", "seed": seed,
+                             "value": sum(scores) / len(scores) if value is None else value, "n": len(scores),
+                             "items": {"id": [f"{bench}-{i}" for i in range(len(scores))], "score": scores,
+                                       "group": groups}, "subsets": subsets}))
+    return p
+
+
 @pytest.fixture
 def eval_files(tmp_path):
     paths = []
     for (method, pair, seed), scores in SCORES.items():
         for bench, value in scores.items():
-            p = tmp_path / method / pair / f"toy_{bench}" / f"seed{seed}.json"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(json.dumps({"method": method, "pair": pair, "task": f"toy_{bench}", "seed": seed,
-                                     "value": value, "n": 10}))
-            paths.append(p)
+            ones = round(10 * value)
+            if bench == "mmlu":  # items 0-4 held out, 5-9 control
+                held = round(5 * HELD_OUT[(method, pair, seed)])
+                items = [1.0] * held + [0.0] * (5 - held) + [1.0] * (ones - held) + [0.0] * (5 - ones + held)
+                groups = ["held_out"] * 5 + ["control"] * 5
+            else:
+                items, groups = [1.0] * ones + [0.0] * (10 - ones), None
+            paths.append(write_eval(tmp_path, method, pair, bench, seed, items, groups, value))
     return paths
 
 
@@ -75,3 +105,92 @@ def test_figures_are_written(eval_files, tmp_path):
     assert benchmark_bars(table, tmp_path / "bars.png", "t").stat().st_size > 1000
     curves = [{"method": "lora", "task": "toy_mmlu", "seed": 0, "loss_curve": [[5, 2.0], [10, 1.0]]}]
     assert training_curves(curves, tmp_path / "curves.png", "t").stat().st_size > 1000
+
+
+def test_subset_columns_follow_mmlu_and_stay_out_of_average_and_gap(eval_files):
+    tidy = load_results(eval_files, PAIRS)
+    held = tidy[tidy["benchmark"] == "MMLU held-out"]
+    assert set(held["n"]) == {5} and len(held) == 4  # student, teacher, two lora seeds
+    table = main_table(tidy)
+    assert list(table["std"].columns) == ["MMLU", "MMLU held-out", "MMLU control", "GSM8K", "HumanEval", "MBPP",
+                                          "Average"]
+    mean, std = table["mean"], table["std"]
+    assert mean.loc[("toy", "lora"), "MMLU held-out"] == pytest.approx(30.0)
+    assert std.loc[("toy", "lora"), "MMLU held-out"] == pytest.approx(14.1421356)  # sample std of 20 and 40
+    assert mean.loc[("toy", "lora"), "MMLU control"] == pytest.approx(80.0)
+    assert std.loc[("toy", "lora"), "MMLU control"] == pytest.approx(0.0)
+    assert mean.loc[("toy", "student"), "MMLU control"] == pytest.approx(60.0)
+    assert mean.loc[("toy", "lora"), "Average"] == pytest.approx(30.0)  # the four benchmarks only
+    assert mean.loc[("toy", "lora"), "Gap to teacher"] == pytest.approx(15.0)
+    assert mean.loc[("toy", "student"), "Gap to teacher"] == pytest.approx(25.0)  # (40 + 20 + 20 + 20) / 4
+
+
+def test_load_items_maps_vanilla_and_adds_subset_items(eval_files, tmp_path, caplog):
+    old = tmp_path / "old.json"  # written before evals kept per-item scores
+    old.write_text(json.dumps({"method": "kd", "pair": "toy", "task": "toy_gsm8k", "seed": 0, "value": 0.1, "n": 10}))
+    items = load_items([*eval_files, old], PAIRS)
+    assert list(items.columns) == ["pair", "row", "benchmark", "seed", "id", "score"]
+    # 4 results x (4 benchmarks x 10 items + 5 held-out + 5 control)
+    assert len(items) == 4 * 50
+    assert "no per-item scores" in caplog.text and "kd" not in set(items["row"])
+    sizes = items.groupby(["row", "benchmark"]).size()
+    assert sizes[("student", "MMLU held-out")] == 5 and sizes[("lora", "GSM8K")] == 20
+    teacher = items[(items["row"] == "teacher") & (items["benchmark"] == "MMLU")]
+    assert teacher["score"].mean() == pytest.approx(80.0) and set(teacher["score"]) == {0.0, 100.0}
+    held = items[(items["row"] == "lora") & (items["benchmark"] == "MMLU held-out")]
+    assert set(held["id"]) == {f"mmlu-{i}" for i in range(5)}
+    assert held.groupby("seed")["score"].mean().tolist() == pytest.approx([20.0, 40.0])
+
+
+@pytest.fixture
+def item_files(tmp_path):
+    """20 items per benchmark: LoRA 0.5 on every item, KD exactly 0.6 (+10 points), the student alternating 0/1
+    (the same mean as LoRA), the teacher 1 everywhere; MMLU items 0-9 held out, 10-19 control."""
+    rows = {("vanilla", "small"): ([0], [float(i % 2) for i in range(20)]), ("vanilla", "big"): ([0], [1.0] * 20),
+            ("lora", "toy"): ([0, 1, 2], [0.5] * 20), ("kd", "toy"): ([0, 1, 2], [0.6] * 20)}
+    groups = {bench: ["held_out"] * 10 + ["control"] * 10 if bench == "mmlu" else None for bench in BENCHES}
+    return [write_eval(tmp_path, method, pair, bench, seed, scores, groups[bench])
+            for (method, pair), (seeds, scores) in rows.items() for seed in seeds for bench in BENCHES]
+
+
+def test_vs_reference_known_differences(item_files):
+    table = vs_reference(load_items(item_files, PAIRS), n_boot=2000)
+    assert [row for _, row in table.index] == ["student", "teacher", "kd"]  # no LoRA row
+    benches = ["MMLU", "MMLU held-out", "MMLU control", "GSM8K", "HumanEval", "MBPP"]
+    for stat in ("diff", "lo", "hi"):
+        assert list(table[stat].columns) == benches
+        assert table.loc[("toy", "kd"), stat].tolist() == pytest.approx([10.0] * 6)
+        assert table.loc[("toy", "teacher"), stat].tolist() == pytest.approx([50.0] * 6)
+    student = table.loc[("toy", "student")]
+    assert student[("diff", "MMLU")] == pytest.approx(0.0)
+    assert student[("lo", "MMLU")] < -5 and student[("hi", "MMLU")] > 5
+    assert table[("seeds", "")].tolist() == [1, 1, 3]
+
+
+def test_vs_reference_without_reference_or_with_mismatched_items(item_files, caplog, tmp_path):
+    items = load_items(item_files, PAIRS)
+    assert vs_reference(items[items["row"] != "lora"], n_boot=10).empty
+    assert "no 'lora' row" in caplog.text
+    items.loc[(items["row"] == "kd") & (items["id"] == "gsm8k-3"), "id"] = "gsm8k-99"
+    with pytest.raises(ValueError, match="toy/kd vs lora on GSM8K: item ids differ"):
+        vs_reference(items, n_boot=10)
+
+
+def test_written_vs_reference(item_files, tmp_path):
+    table = vs_reference(load_items(item_files, PAIRS), n_boot=2000)
+    out = tmp_path / "out"
+    write_vs_reference(table, out / "vs.csv", out / "vs.md", out / "vs.tex", "toy scale")
+    md = (out / "vs.md").read_text()
+    assert md.startswith("toy scale. Row minus LoRA") and "paired bootstrap over test items and seeds" in md
+    assert "95% percentile interval" in md and "* = the interval excludes 0" in md
+    kd = next(line for line in md.splitlines() if line.startswith("| KD"))
+    assert "+10.00 [+10.00, +10.00]*" in kd and "| MMLU held-out" in md
+    student = next(line for line in md.splitlines() if line.startswith("| Student"))
+    assert "+0.00 [" in student and "*" not in student
+    tex = (out / "vs.tex").read_text()
+    assert "\\begin{tabular}" in tex and "95\\% percentile" in tex and "+50.00 [+50.00, +50.00]*" in tex
+    header, *lines = (out / "vs.csv").read_text().splitlines()
+    assert header.startswith("pair,row,model,seeds,MMLU diff,MMLU lo,MMLU hi,MMLU held-out diff")
+    kd_row = dict(zip(header.split(","), next(line for line in lines if ",kd," in line).split(",")))
+    assert float(kd_row["MMLU diff"]) == pytest.approx(10.0) and float(kd_row["MBPP hi"]) == pytest.approx(10.0)
+    assert kd_row["seeds"] == "3"

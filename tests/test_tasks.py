@@ -80,7 +80,7 @@ def toy_tests(tmp_path_factory):
 
 
 def evaluate(task, path, lm):
-    return run_task(None, task, TASKS_DIR, data={"data_files": {"test": str(path)}}, lm=lm)
+    return run_task(lm, task, TASKS_DIR, data={"data_files": {"test": str(path)}})
 
 
 def test_toy_mmlu_oracle_scores_one_and_anti_oracle_zero(toy_tests):
@@ -105,3 +105,24 @@ def test_toy_code_references_pass_and_wrong_code_fails_with_reasons_kept(toy_tes
     assert summary["value"] == 0.0
     verdict = json.loads(samples[0]["filtered_resps"][0])
     assert verdict["status"] != "pass" and verdict["reason"]
+
+
+def test_items_and_held_out_control_subsets_are_known(toy_tests):
+    """An oracle that knows only the control facts: 1.0 on controls, 0.0 on held-out facts, per item."""
+    from pkt.io import read_jsonl
+
+    docs = read_jsonl(toy_tests["toy_mmlu"])
+    knows_controls = OracleLM(
+        gold=lambda d: d["choices"][d["answer"] if d["known_by_student"] else (d["answer"] + 1) % 4]
+    )
+    summary, _ = evaluate("toy_mmlu", toy_tests["toy_mmlu"], knows_controls)
+    items = summary["items"]
+    assert items["id"] == [d["id"] for d in docs]
+    assert items["group"] == ["control" if d["known_by_student"] else "held_out" for d in docs]
+    assert items["score"] == [1.0 if d["known_by_student"] else 0.0 for d in docs]
+    n_control = sum(d["known_by_student"] for d in docs)
+    assert summary["subsets"] == {"held_out": {"value": 0.0, "n": len(docs) - n_control},
+                                  "control": {"value": 1.0, "n": n_control}}
+    assert summary["value"] == pytest.approx(n_control / len(docs))
+    gsm, _ = evaluate("toy_gsm8k", toy_tests["toy_gsm8k"], OracleLM(respond=lambda d: d["answer"]))
+    assert gsm["subsets"] == {} and set(gsm["items"]["group"]) == {None} and set(gsm["items"]["score"]) == {1.0}

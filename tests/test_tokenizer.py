@@ -51,3 +51,24 @@ def test_same_vocab_passes_and_different_vocab_names_both_models(tok, corpus):
     other = train_tokenizer(corpus[:30], vocab_size=400)
     with pytest.raises(ValueError, match="'big'.*'small'"):
         check_same_vocab(tok, other, "big", "small")
+
+
+def test_pretraining_documents_tokenise_like_evaluation_sees_them(tok):
+    """A chat document's tokens start with exactly the prompt's tokens, as lm-eval's context has them.
+
+    Tokenised whole, the header's newline merges with the body's indentation into one token, so a model
+    pretrained on it never sees the context that a HumanEval-style prompt ends with.
+    """
+    from pkt.data import encode_documents, split_chat
+
+    prompt = render_prompt('def add_3(x):\n    """Return `x` plus 3."""\n')
+    body = "    return x + 3\n"
+    whole = tok(prompt + body, add_special_tokens=False)["input_ids"]
+    context = tok(prompt, add_special_tokens=False)["input_ids"]
+    assert whole[: len(context)] != context  # the defect encode_documents exists for
+    assert split_chat(prompt + body) == (prompt, body)
+    assert split_chat("Avalo is a city.") == ("Avalo is a city.", "")
+    doc, plain = encode_documents([prompt + body, "Avalo is a city."], tok)
+    assert doc == context + tok(body, add_special_tokens=False)["input_ids"]
+    assert plain == tok("Avalo is a city.", add_special_tokens=False)["input_ids"]
+    assert tok.decode(doc) == prompt + body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -23,9 +24,9 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["prepare_tokenizer"] == 1
     assert jobs["prepare_model"] == 2
     assert jobs["probe"] == 2
-    assert jobs["score_importance"] == 8 and jobs["pair_layers"] == 4
-    assert jobs["train"] == 4  # lora x 1 pair x 4 tasks x 1 seed
-    assert jobs["evaluate"] == 12  # (teacher + student + lora) x 4 tasks
+    assert jobs["score_importance"] == 2 and jobs["pair_layers"] == 1  # one job per model / pair, every task
+    assert jobs["train"] == 3  # lora x 1 pair x 3 seeds, every task's adapter in one job
+    assert jobs["evaluate"] == 5  # teacher + student + lora x 3 seeds, every task with one model load
     assert jobs["tables"] == jobs["figures"] == 1
 
 
@@ -39,17 +40,24 @@ def test_smoke_dag_writes_every_stage(smoke_run):
         assert probe["n_held_out"] + probe["n_control"] == 24
     manifest = json.loads((run / "data" / "manifest.json").read_text())
     assert "toy_mmlu/test.jsonl" in manifest["files"]
-    for method, pair in (("vanilla", "teacher"), ("vanilla", "student"), ("lora", "toy")):
+    for method, pair, seed in (("vanilla", "teacher", 0), ("vanilla", "student", 0), ("lora", "toy", 0),
+                               ("lora", "toy", 1)):
         for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
-            result = json.loads((run / "eval" / method / pair / task / "seed0.json").read_text())
-            assert result["n"] == 24 if task == "toy_mmlu" else result["n"] == 8
+            result = json.loads((run / "eval" / method / pair / task / f"seed{seed}.json").read_text())
+            assert result["n"] == len(result["items"]["score"]) == (24 if task == "toy_mmlu" else 8)
             assert result["model"]["sha256"] and result["lm_eval_version"] and result["config_hash"]
             assert (result["adapter"] is None) == (method == "vanilla")
-            assert (run / "eval" / method / pair / task / "seed0.samples.jsonl").stat().st_size > 0
+            if method != "vanilla":
+                assert result["adapter"]["path"].endswith(f"adapters/lora/toy/{task}/seed{seed}")
+            assert bool(result["subsets"]) == (task == "toy_mmlu")
+            assert (run / "eval" / method / pair / task / f"seed{seed}.samples.jsonl").stat().st_size > 0
     pairing = json.loads((run / "pairing" / "toy" / "toy_mmlu.json").read_text())
     assert pairing["n_teacher"] == 4 and pairing["n_student"] == 2
     assert (run / "pairing" / "toy" / "toy_mmlu.png").stat().st_size > 0
-    assert "| LoRA" in (run / "tables" / "main.md").read_text()
+    main = (run / "tables" / "main.md").read_text()
+    assert "| LoRA" in main and "MMLU held-out" in main and "MMLU control" in main and " ± " in main
+    versus = (run / "tables" / "vs_lora.md").read_text()
+    assert "| Student" in versus and "| Teacher" in versus and "| LoRA" not in versus and "paired bootstrap" in versus
     assert json.loads((run / "metrics.json").read_text())["toy/teacher/Gap to teacher"] == 0.0
     assert (run / "figures" / "training_curves.png").stat().st_size > 0
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").rglob("checkpoint-*"))
@@ -68,8 +76,8 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     change = smoke_run / "change.yaml"
     change.write_text(yaml.safe_dump({"models": {"student": {"pretrain": {"lr": 0.005}}}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 4, "pair_layers": 4,
-                                 "train": 4, "evaluate": 8, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 1, "pair_layers": 1,
+                                 "train": 2, "evaluate": 3, "tables": 1, "figures": 1, "all": 1}
     assert "model=teacher" not in out and "pair=teacher" not in out
 
 
@@ -77,8 +85,35 @@ def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_ru
     change = smoke_run / "change-train.yaml"
     change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"train": 4, "evaluate": 4, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"train": 2, "evaluate": 2, "tables": 1, "figures": 1, "all": 1}
     assert "method=vanilla" not in out
+
+
+def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
+    """At one job per model, a task YAML edit reruns the evaluations (every task of them) and the tables."""
+    task = smoke_run / "workflow" / "tasks" / "toy_gsm8k.yaml"
+    text, stat = task.read_text(), task.stat()
+    task.write_text(text + "\n")
+    try:
+        out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml").stdout
+    finally:
+        task.write_text(text)
+        os.utime(task, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert planned_jobs(out) == {"evaluate": 4, "tables": 1, "figures": 1, "all": 1}
+
+
+def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
+    """Same machine, same config: the same models, per-item scores and tables, byte for byte."""
+    again = copy_workflow(tmp_path)
+    snakemake(again, "--configfile", "config/smoke.yaml")
+    first, second = smoke_run / "results" / "smoke", again / "results" / "smoke"
+    for rel in ("models/teacher/model.safetensors", "models/student/model.safetensors",
+                "adapters/lora/toy/toy_mbpp/seed1/adapter_model.safetensors",
+                "tables/main.csv", "tables/vs_lora.csv", "metrics.json"):
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+    for path in sorted(first.glob("eval/*/*/*/seed*.json")):
+        a, b = json.loads(path.read_text()), json.loads((second / path.relative_to(first)).read_text())
+        assert a["items"] == b["items"] and a["value"] == b["value"], path
 
 
 @pytest.mark.parametrize(

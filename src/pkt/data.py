@@ -40,6 +40,27 @@ def chat_text(user: str, assistant: str) -> str:
     return render_prompt(user) + assistant
 
 
+def split_chat(text: str) -> tuple[str, str]:
+    """A chat document -> (prompt up to and including the assistant header, response); else (text, "")."""
+    head = f"{ASSISTANT}\n"
+    i = text.find(head)
+    return (text, "") if i < 0 else (text[: i + len(head)], text[i + len(head) :])
+
+
+def encode_documents(texts: list[str], tokenizer) -> list[list[int]]:
+    """Token ids of pretraining documents; a chat document's prompt and response are tokenised apart.
+
+    This is the split that training (:func:`encode_supervised`) and lm-eval (context, then generated
+    continuation) use. Tokenised whole, ``"<|assistant|>\\n    return x"`` merges the newline with the
+    indentation into one token, so a model pretrained on it has never seen a bare newline followed by an
+    indented body, and cannot complete a HumanEval-style prompt that ends at the header's newline.
+    """
+    prompts, responses = zip(*(split_chat(t) for t in texts)) if texts else ((), ())
+    p_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    r_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    return [p + r for p, r in zip(p_ids, r_ids)]
+
+
 def make_record(task: str, user: str, assistant: str, **fields: Any) -> dict[str, Any]:
     """A task record in the shared schema; ``id`` is filled in when the split is written."""
     return {

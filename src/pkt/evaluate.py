@@ -1,4 +1,4 @@
-"""lm-eval glue: run one task on one model (optionally with a LoRA adapter) and keep provenance.
+"""lm-eval glue: load a model once, run each task (with the task's LoRA adapter) and keep provenance.
 
 ``simple_evaluate`` is called in-process with ``TaskManager(include_path=workflow/tasks,
 include_defaults=False)`` (indexing lm-eval's own tasks costs ~15 s and is not needed). A task's
@@ -58,38 +58,65 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_task(
+def load_lm(
     model_dir: str | os.PathLike[str],
-    task: str,
-    tasks_dir: str | os.PathLike[str],
-    data: dict[str, Any] | None = None,
-    adapter_dir: str | os.PathLike[str] | None = None,
+    adapters: dict[str, str | os.PathLike[str]] | None = None,
     batch_size: int = 16,
     device: str = "cpu",
     max_length: int | None = None,
+) -> Any:
+    """One lm-eval ``HFLM`` over a model loaded once, for every task of an evaluate job.
+
+    With ``adapters`` ({task: adapter dir}) the model is a ``PeftModel`` holding each task's adapter
+    under the task's name; :func:`use_adapter` picks the active one. Loading once matters: the model
+    and tokenizer load, not the scoring, is most of a toy task's time.
+    """
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+    if adapters:
+        from peft import PeftModel
+
+        (first, path), *rest = adapters.items()
+        model = PeftModel.from_pretrained(model, str(path), adapter_name=first)
+        for name, path in rest:
+            model.load_adapter(str(path), adapter_name=name)
+    model.eval()
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+
+
+def use_adapter(lm: Any, task: str) -> None:
+    """Make ``task``'s adapter the active one of an ``HFLM`` built by :func:`load_lm` with adapters."""
+    model = lm.model
+    if task not in getattr(model, "peft_config", {}):
+        raise KeyError(f"no adapter for task {task!r}; loaded: {sorted(getattr(model, 'peft_config', {}))}")
+    model.set_adapter(task)
+
+
+def run_task(
+    lm: Any,
+    task: str,
+    tasks_dir: str | os.PathLike[str],
+    data: dict[str, Any] | None = None,
     apply_chat_template: bool = False,
     limit: int | None = None,
     seed: int = 0,
-    lm: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Evaluate one task; return (summary with provenance, per-sample records).
+    """Evaluate one task with an lm-eval model; return (summary with provenance, per-sample records).
 
-    ``lm`` replaces the HF model (tests pass stub models whose answers are known).
+    ``lm`` is an ``HFLM`` from :func:`load_lm`, or a stub whose answers are known (tests). The summary
+    holds the headline metric with its stderr, every per-item score (``items``: the paired bootstrap
+    of the tables needs them) and, for tasks whose documents carry ``known_by_student``, the accuracy
+    on held-out and control items separately (``subsets``).
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     cfg = task_config(tasks_dir, task, data)
-    if lm is None:
-        from lm_eval.models.huggingface import HFLM
-
-        kwargs: dict[str, Any] = {"pretrained": str(model_dir), "batch_size": batch_size, "device": device,
-                                  "dtype": "float32" if device == "cpu" else "bfloat16"}
-        if adapter_dir:
-            kwargs["peft"] = str(adapter_dir)
-        if max_length:
-            kwargs["max_length"] = max_length
-        lm = HFLM(**kwargs)
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
@@ -101,6 +128,8 @@ def run_task(
     results = out["results"][task]
     key = primary_metric(cfg)
     metric_name = key.split(",")[0]
+    samples = out["samples"][task]
+    items = item_scores(samples, metric_name)
     summary = {
         "task": task,
         "metric": metric_name,
@@ -108,6 +137,8 @@ def run_task(
         "stderr": results.get(key.replace(",", "_stderr,", 1)),
         "n": int(out["n-samples"][task]["effective"]),
         "metrics": {k: v for k, v in results.items() if k != "alias"},
+        "subsets": subset_scores(items),
+        "items": items,
         "lm_eval_version": _version("lm_eval"),
         "task_version": out.get("versions", {}).get(task, cfg.get("metadata", {}).get("version")),
         "apply_chat_template": apply_chat_template,
@@ -115,7 +146,36 @@ def run_task(
         "seed": seed,
         "wall_s": round(wall, 2),
     }
-    return summary, out["samples"][task]
+    return summary, samples
+
+
+GROUPS = {True: "control", False: "held_out"}  # toy_mmlu: did the student's corpus hold the fact?
+
+
+def item_scores(samples: list[dict[str, Any]], metric: str) -> dict[str, list]:
+    """Per-item scores in document order: ``{"id": [...], "score": [...], "group": [...]}``.
+
+    ``id`` is the document's own id (its ``doc_id`` position when it has none), so items can be
+    paired across models; ``group`` is ``held_out`` / ``control`` for documents that say whether the
+    student saw the fact, else None.
+    """
+    ordered = sorted(samples, key=lambda s: s["doc_id"])
+    known = [s["doc"].get("known_by_student") for s in ordered]
+    return {
+        "id": [str(s["doc"].get("id", s["doc_id"])) for s in ordered],
+        "score": [float(s[metric]) for s in ordered],
+        "group": [GROUPS.get(k) if isinstance(k, bool) else None for k in known],
+    }
+
+
+def subset_scores(items: dict[str, list]) -> dict[str, dict[str, float]]:
+    """Mean score and count per group of :func:`item_scores` (empty when no item has a group)."""
+    out: dict[str, dict[str, float]] = {}
+    for group in ("held_out", "control"):
+        scores = [s for s, g in zip(items["score"], items["group"]) if g == group]
+        if scores:
+            out[group] = {"value": sum(scores) / len(scores), "n": len(scores)}
+    return out
 
 
 def _version(package: str) -> str:

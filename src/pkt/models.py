@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pkt.data import encode_documents
 from pkt.io import atomic_dir, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ def pack_corpus(docs: list[str], tokenizer, seq_len: int, seed: int, n_blocks: i
 
     Re-packing matters: with one fixed packing a model can memorise each block from the documents
     around a fact instead of learning the fact from its own question (loss near zero, probe at chance).
-    Returns the blocks and the corpus size in tokens (EOS included).
+    Chat documents are tokenised as prompt + response (:func:`pkt.data.encode_documents`), the split
+    that fine-tuning and evaluation see. Returns the blocks and the corpus size in tokens (EOS included).
     """
-    encoded = tokenizer(docs, add_special_tokens=False)["input_ids"]
+    encoded = encode_documents(docs, tokenizer)
     total = sum(len(seq) + 1 for seq in encoded)
     if total < seq_len:
         raise ValueError(f"corpus of {total} tokens is shorter than one block of seq_len={seq_len}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def summarise(run_dir: str | Path) -> str:
-    """A few lines: the probe's accuracy per model, with chance, and the files they come from."""
+    """The probe's accuracy per model, the models' pretraining, the main and vs-reference tables."""
     run = Path(run_dir)
     lines = [f"Results of {run}/"]
     probes = sorted((run / "probe").glob("*.json"))
@@ -27,6 +27,8 @@ def summarise(run_dir: str | Path) -> str:
     table = run / "tables" / "main.md"
     if table.is_file():
         lines += ["", f"Main table ({table}; also .csv, .tex; figures in {run / 'figures'}/):", table.read_text()]
+    for versus in sorted((run / "tables").glob("vs_*.md")):
+        lines += [f"Against the reference ({versus}; also .csv with the raw numbers, .tex):", versus.read_text()]
     return "\n".join(lines)
 
 

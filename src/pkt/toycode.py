@@ -4,8 +4,8 @@ A problem is a one-line function drawn from a family (``add k``, ``larger of two
 string``...). The reference body is a Python expression; the expected values in the tests are
 computed by evaluating that expression, so every reference solution passes its own tests by
 construction (and a test checks it does). Families, constants, function names and argument names
-vary independently, which gives a few thousand distinct problems: enough for disjoint pretraining,
-fine-tuning and test pools.
+vary independently, which gives about 1,650 distinct function names and 5,700 signatures: enough for
+disjoint pretraining, fine-tuning and test pools of several hundred problems each.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ class Family:
     doc: str
     expr: str
     names: tuple[str, ...]
-    k_range: tuple[int, int] = (1, 30)
+    k_range: tuple[int, int] = (1, 60)
 
 
-SMALL = (2, 9)  # divisors, factors and repeats stay small; additive constants range over 1-30
+SMALL = (2, 9)  # divisors, factors and repeats stay small; additive constants range over 1-60
 
 FAMILIES: tuple[Family, ...] = (
     Family("add", "int", "Return {a} plus {k}.", "{a} + {k}", ("add_{k}", "plus_{k}", "increase_by_{k}")),

@@ -43,10 +43,19 @@ def lib(*modules):
     return [f"src/pkt/{m}.py" for m in modules]
 
 
+def per_task(pattern, tasks=None):
+    """``pattern`` once per task, its ``{task}`` filled in and other wildcards left: one job, every task."""
+    return [pattern.replace("{task}", task) for task in (tasks or EVAL_TASKS)]
+
+
+def vanilla_models():
+    """Every teacher and student of a pair: each is evaluated once, as it is."""
+    return sorted({p[role] for p in config["pairs"].values() for role in ("teacher", "student")})
+
+
 def eval_targets():
     """Vanilla teacher and student of every pair (seed 0), and every method x pair x seed, on every task."""
-    models = sorted({p[role] for p in config["pairs"].values() for role in ("teacher", "student")})
-    vanilla = expand(f"{RUN}/eval/vanilla/{{model}}/{{task}}/seed0.json", model=models, task=EVAL_TASKS)
+    vanilla = expand(f"{RUN}/eval/vanilla/{{model}}/{{task}}/seed0.json", model=vanilla_models(), task=EVAL_TASKS)
     methods = expand(
         f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json",
         method=config["methods"],
@@ -57,13 +66,21 @@ def eval_targets():
     return vanilla + methods
 
 
-def adapter_dir(wildcards):
-    return f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{wildcards.task}/seed{wildcards.seed}"
+def adapter_dirs(wildcards):
+    """{task: adapter directory} of one method, pair and seed: what one train job writes."""
+    pattern = f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}"
+    return dict(zip(EVAL_TASKS, per_task(pattern)))
 
 
-def checkpoint_dir(wildcards):
+def checkpoint_dirs(wildcards):
     """Trainer checkpoints live outside the output, so a killed job's progress survives for resume."""
-    return f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{wildcards.task}/seed{wildcards.seed}"
+    pattern = f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}"
+    return dict(zip(EVAL_TASKS, per_task(pattern)))
+
+
+def train_splits(wildcards):
+    """{task: train split} of every task a train job fits an adapter for."""
+    return dict(zip(EVAL_TASKS, per_task(f"{RUN}/data/{{task}}/train.jsonl")))
 
 
 def pair_student_dir(wildcards):
@@ -96,29 +113,32 @@ def eval_max_length(wildcards):
 
 
 def task_data(wildcards):
-    """Toy tasks read this run's test split; other tasks use evaluation.data overrides, if any."""
-    if wildcards.task.startswith("toy_"):
-        return {"data_files": {"test": f"{RUN}/data/{wildcards.task}/test.jsonl"}}
-    return config["evaluation"]["data"].get(wildcards.task)
+    """{task: data location}: toy tasks read this run's test split; others use evaluation.data overrides."""
+    data = {}
+    for task in EVAL_TASKS:
+        if task.startswith("toy_"):
+            data[task] = {"data_files": {"test": f"{RUN}/data/{task}/test.jsonl"}}
+        else:
+            data[task] = config["evaluation"]["data"].get(task)
+    return data
 
 
 def eval_inputs(wildcards):
-    """Model directory, task YAML, and the toy test split when the task reads one."""
+    """Model directory, task YAMLs, the toy test splits, and (methods) every task's adapter."""
     inputs = {
         "model": f"{RUN}/models/{eval_model_name(wildcards)}",
-        "task": f"workflow/tasks/{wildcards.task}.yaml",
+        "tasks": [f"workflow/tasks/{task}.yaml" for task in EVAL_TASKS],
+        "data": [f"{RUN}/data/{task}/test.jsonl" for task in EVAL_TASKS if task.startswith("toy_")],
     }
     if wildcards.method != "vanilla":
-        inputs["adapter"] = adapter_dir(wildcards)
-    if wildcards.task.startswith("toy_"):
-        inputs["data"] = f"{RUN}/data/{wildcards.task}/test.jsonl"
+        inputs["adapters"] = list(adapter_dirs(wildcards).values())
     return inputs
 
 
 def importance_of(role, wildcards):
-    """The importance file of a pair's teacher or student on the task."""
+    """The importance files of a pair's teacher or student, one per task."""
     model = config["pairs"][wildcards.pair][role]
-    return f"{RUN}/importance/{model}/{wildcards.task}.json"
+    return per_task(f"{RUN}/importance/{model}/{{task}}.json", TASKS)
 
 
 def teacher_importance(wildcards):

@@ -7,6 +7,8 @@ rule prepare_data:
         manifest=f"{RUN}/data/manifest.json",
     log:
         f"{LOGS}/prepare_data.log",
+    benchmark:
+        f"{LOGS}/prepare_data.benchmark.tsv"
     params:
         world=config["world"],
     resources:

@@ -1,22 +1,25 @@
+# One job per model (vanilla) or method x pair x seed runs every task with one model load; the
+# adapters of a method are loaded side by side and switched per task.
 rule evaluate:
     input:
         unpack(eval_inputs),
         code=lib("evaluate", "tasks", "sandbox"),
     output:
-        result=f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json",
-        samples=f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl",
+        results=per_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json"),
+        samples=per_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl"),
     log:
-        f"{LOGS}/evaluate/{{method}}/{{pair}}/{{task}}/seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{method}}/{{pair}}/seed{{seed}}.log",
     benchmark:
-        f"{LOGS}/evaluate/{{method}}/{{pair}}/{{task}}/seed{{seed}}.benchmark.tsv"
+        f"{LOGS}/evaluate/{{method}}/{{pair}}/seed{{seed}}.benchmark.tsv"
     params:
+        tasks=EVAL_TASKS,
         evaluation=config["evaluation"],
         data=task_data,
         model=eval_model_config,
         model_name=eval_model_name,
         max_length=eval_max_length,
         device=config["device"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -24,7 +27,7 @@ rule evaluate:
     conda:
         "../envs/pkt.yaml"
     message:
-        "Evaluating {wildcards.method} {wildcards.pair} on {wildcards.task} (seed {wildcards.seed})"
+        "Evaluating {wildcards.method} {wildcards.pair} on every task (seed {wildcards.seed})"
     script:
         "../../scripts/evaluate.py"
 

@@ -1,18 +1,20 @@
+# One job per model scores every task's extract split: one model load, one import of transformers.
 rule score_importance:
     input:
         model=f"{RUN}/models/{{model}}",
-        split=f"{RUN}/data/{{task}}/extract.jsonl",
+        splits=expand(f"{RUN}/data/{{task}}/extract.jsonl", task=TASKS),
         code=lib("importance", "data"),
     output:
-        f"{RUN}/importance/{{model}}/{{task}}.json",
+        per_task(f"{RUN}/importance/{{model}}/{{task}}.json", TASKS),
     log:
-        f"{LOGS}/score_importance/{{model}}/{{task}}.log",
+        f"{LOGS}/score_importance/{{model}}.log",
     benchmark:
-        f"{LOGS}/score_importance/{{model}}/{{task}}.benchmark.tsv"
+        f"{LOGS}/score_importance/{{model}}.benchmark.tsv"
     params:
         importance=config["importance"],
+        tasks=TASKS,
         device=config["device"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

@@ -6,6 +6,8 @@ rule prepare_tokenizer:
         directory(f"{RUN}/tokenizer"),
     log:
         f"{LOGS}/prepare_tokenizer.log",
+    benchmark:
+        f"{LOGS}/prepare_tokenizer.benchmark.tsv"
     params:
         tokenizer=config["tokenizer"],
     resources:
@@ -21,7 +23,7 @@ rule prepare_model:
     input:
         tokenizer=rules.prepare_tokenizer.output[0],
         corpus=corpus_of,
-        code=lib("models", "runtime"),
+        code=lib("models", "data", "runtime"),
     output:
         directory(f"{RUN}/models/{{model}}"),
     log:
@@ -31,7 +33,7 @@ rule prepare_model:
     params:
         model=lookup(dpath="models/{model}", within=config),
         device=config["device"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,

@@ -7,10 +7,12 @@ rule probe:
         f"{RUN}/probe/{{model}}.json",
     log:
         f"{LOGS}/probe/{{model}}.log",
+    benchmark:
+        f"{LOGS}/probe/{{model}}.benchmark.tsv"
     params:
         batch_size=config["probe"]["batch_size"],
         device=config["device"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,

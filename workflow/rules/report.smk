@@ -6,16 +6,24 @@ localrules:
 rule tables:
     input:
         evals=eval_targets(),
-        code=lib("tables"),
+        code=lib("tables", "stats"),
     output:
         csv=report(f"{RUN}/tables/main.csv", caption="../report/main_table.rst", category="Tables"),
         md=f"{RUN}/tables/main.md",
         tex=f"{RUN}/tables/main.tex",
+        vs_csv=report(
+            f"{RUN}/tables/vs_{config['tables']['reference']}.csv", caption="../report/vs_table.rst", category="Tables"
+        ),
+        vs_md=f"{RUN}/tables/vs_{config['tables']['reference']}.md",
+        vs_tex=f"{RUN}/tables/vs_{config['tables']['reference']}.tex",
         metrics=f"{RUN}/metrics.json",
     log:
         f"{LOGS}/tables.log",
+    benchmark:
+        f"{LOGS}/tables.benchmark.tsv"
     params:
         pairs=config["pairs"],
+        tables=config["tables"],
         caption=table_caption(),
     conda:
         "../envs/pkt.yaml"
@@ -35,6 +43,8 @@ rule figures:
         ),
     log:
         f"{LOGS}/figures.log",
+    benchmark:
+        f"{LOGS}/figures.benchmark.tsv"
     params:
         pairs=config["pairs"],
         title=table_caption(),
