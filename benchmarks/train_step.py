@@ -17,7 +17,7 @@ import torch
 import yaml
 from transformers import LlamaForCausalLM
 
-from pkt.data import collate, encode_supervised
+from pkt.data import collate, encode_split
 from pkt.methods import get_method
 from pkt.models import llama_config
 from pkt.tokenizer import train_tokenizer
@@ -25,7 +25,7 @@ from pkt.toyworld import generate
 
 
 def batches(records, tok, batch_size, max_length, n):
-    enc = [encode_supervised(r, tok, max_length) for r in records]
+    enc, _ = encode_split(records, tok, max_length)
     out = [collate(enc[i : i + batch_size], tok.pad_token_id) for i in range(0, len(enc) - batch_size + 1, batch_size)]
     return [out[i % len(out)] for i in range(n)]
 
@@ -57,8 +57,8 @@ def main() -> None:
     world = generate(cfg["world"])
     tok = train_tokenizer(world.corpora["teacher"] + world.corpora["student"], cfg["tokenizer"]["vocab_size"])
     arch = cfg["models"][cfg["pairs"][next(iter(cfg["pairs"]))]["student"]]
-    data = batches(world.splits["toy_gsm8k"]["train"], tok, cfg["train"]["batch_size"], cfg["train"]["max_length"],
-                   args.steps)
+    max_length = min(cfg.get("max_length") or arch["max_position_embeddings"], arch["max_position_embeddings"])
+    data = batches(world.splits["toy_gsm8k"]["train"], tok, cfg["train"]["batch_size"], max_length, args.steps)
     results: dict[str, list[tuple[float, int]]] = {"lora": [], "full": []}
     for _ in range(args.repeats):
         for kind in ("lora", "full"):

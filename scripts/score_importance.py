@@ -14,7 +14,8 @@ if __name__ == "__main__":
         model, tokenizer = load_model(snakemake.input.model, resolve_device(snakemake.params.device))
         for task, split, out in zip(snakemake.params.tasks, snakemake.input.splits, snakemake.output):
             records = load_split(split)
-            batches = supervised_batches(records, tokenizer, cfg["batch_size"], cfg["max_length"])
+            batches, length_rule = supervised_batches(records, tokenizer, cfg["batch_size"],
+                                                      snakemake.params.max_length)
             scores = layer_importance(model, batches, aggregation=cfg["aggregation"], target=cfg["target"])
             write_json(out, {
                 "model": snakemake.wildcards.model, "task": task, "split": "extract",
@@ -22,5 +23,6 @@ if __name__ == "__main__":
                 "definition": "sum over extract batches of A_l * dL/dA_l (A_l = decoder layer l's "
                               + ("output" if cfg["target"] == "output" else "residual contribution h_l - h_{l-1}")
                               + "; L = causal-LM loss on response tokens), reduced by the aggregation",
-                "scores": scores,
+                "length_rule": length_rule, "layer_index_base": 1,
+                "scores": scores,  # scores[i] is decoder layer i + 1 (1-indexed, as in the papers)
             })

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pkt.importance import AGGREGATIONS, TARGETS, batch_attributions, decoder_layers, layer_importance
+from pkt.importance import AGGREGATIONS, TARGETS, batch_attributions, decoder_layers, layer_importance, scored_tokens
 
 VOCAB = 100
 N_LAYERS = 3
@@ -70,11 +70,13 @@ def test_decoder_layers_found(model):
 def test_matches_captum_layer_gradient_x_activation(model, aggregation):
     from captum.attr import LayerGradientXActivation
 
-    batches = [make_batch(seed=1), make_batch(seed=2)]
+    batches = [make_batch(seed=1), make_batch(seed=2, batch=2)]
+    total = sum(scored_tokens(b["labels"]) for b in batches)
 
     def loss_fn(input_ids, attention_mask, labels):
+        """The set's token-mean loss, restricted to this batch: its summed token loss / all scored tokens."""
         out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False)
-        return out.loss.reshape(1)
+        return (out.loss * scored_tokens(labels) / total).reshape(1)
 
     expected = []
     for layer in model.model.layers:
@@ -172,12 +174,26 @@ def test_frozen_model_gives_same_scores(target):
     assert frozen == pytest.approx(expected, rel=1e-6)
 
 
-def test_batches_sum(model):
-    a, b = make_batch(seed=7), make_batch(seed=8)
+def test_batches_weigh_their_tokens(model):
+    """Two batches score as the token-weighted mean of their single-batch scores, not their sum."""
+    a, b = make_batch(seed=7), make_batch(seed=8, batch=1)
+    na, nb = scored_tokens(a["labels"]), scored_tokens(b["labels"])
     both = layer_importance(model, [a, b], "sum_abs", disable_progress=True)
     sa, sb = (layer_importance(model, [m], "sum_abs", disable_progress=True) for m in (a, b))
-    single = [x + y for x, y in zip(sa, sb)]
-    assert both == pytest.approx(single, rel=1e-9)
+    assert both == pytest.approx([(na * x + nb * y) / (na + nb) for x, y in zip(sa, sb)], rel=1e-9)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_batch_size_does_not_change_scores(model, aggregation, target):
+    """The same six examples in one batch, in 4 + 2, or one by one: the same scores (a short last batch
+    used to count like a full one)."""
+    rows = make_batch(seed=5, batch=6)
+    split = {size: [{k: v[i : i + size] for k, v in rows.items()} for i in range(0, 6, size)] for size in (6, 4, 1)}
+    scores = {size: layer_importance(model, batches, aggregation, disable_progress=True, target=target)
+              for size, batches in split.items()}
+    for size in (4, 1):
+        assert scores[size] == pytest.approx(scores[6], rel=1e-5, abs=1e-7), size  # abs: signed sums near 0
 
 
 def test_bad_inputs_raise(model):

@@ -148,3 +148,15 @@ def test_plot_pairing_writes_png(tmp_path):
     assert path.exists() and path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["pairing.png"]  # no temp file left behind
+
+
+def test_files_say_their_layers_are_one_indexed_and_convert_in_one_place():
+    from pkt.pairing import to_module_index
+
+    out = pair_layers([1.0, 5.0, 2.0, 0.5], [1.0, 2.0])
+    assert out["layer_index_base"] == 1 and out["pair"] == {"teacher": 2, "student": 1}
+    assert to_module_index(out["pair"]["student"], out["n_student"]) == [0]  # peft layers_to_transform
+    assert to_module_index([1, 4], 4) == [0, 3]
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match=f"\\[{bad}\\] are not in 1..4"):
+            to_module_index([bad], 4)

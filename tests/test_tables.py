@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from pkt.figures import benchmark_bars, training_curves
@@ -194,3 +195,19 @@ def test_written_vs_reference(item_files, tmp_path):
     kd_row = dict(zip(header.split(","), next(line for line in lines if ",kd," in line).split(",")))
     assert float(kd_row["MMLU diff"]) == pytest.approx(10.0) and float(kd_row["MBPP hi"]) == pytest.approx(10.0)
     assert kd_row["seeds"] == "3"
+
+
+def test_gap_to_teacher_is_undefined_when_a_benchmark_is_missing(eval_files):
+    """A row without MBPP has no gap (it used to be the mean over the three benchmarks it has)."""
+    partial = [p for p in eval_files if not ("lora" in p.parts and p.parent.name == "toy_mbpp")]
+    table = main_table(load_results(partial, PAIRS))
+    assert pd.isna(table.loc[("toy", "lora"), ("mean", "Gap to teacher")])
+    assert table.loc[("toy", "student"), ("mean", "Gap to teacher")] == pytest.approx(25.0)
+
+
+def test_two_tasks_of_one_benchmark_are_an_error_not_an_average(eval_files, tmp_path):
+    paper = write_eval(tmp_path / "paper", "vanilla", "big", "gsm8k", 0, [1.0, 0.0])
+    data = json.loads(paper.read_text())
+    paper.write_text(json.dumps({**data, "task": "paper_gsm8k"}))
+    with pytest.raises(ValueError, match="'toy_gsm8k' and 'paper_gsm8k' both fill the GSM8K column"):
+        load_results([*eval_files, paper], PAIRS)

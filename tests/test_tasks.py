@@ -126,3 +126,25 @@ def test_items_and_held_out_control_subsets_are_known(toy_tests):
     assert summary["value"] == pytest.approx(n_control / len(docs))
     gsm, _ = evaluate("toy_gsm8k", toy_tests["toy_gsm8k"], OracleLM(respond=lambda d: d["answer"]))
     assert gsm["subsets"] == {} and set(gsm["items"]["group"]) == {None} and set(gsm["items"]["score"]) == {1.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("The answer is 42.\n\nQuestion: Tom has 3 cats and 5 dogs", "42"),  # rambling after the answer
+     ("Answer: 6 + 2 = 8. So the answer is 8.\nQuestion: 9 apples", "8"),
+     ("between 10-20 people", "20"), ("\u22125 degrees", "-5"), (".5 of a pie", "0.5"),
+     ("the items 3,4", "4"), ("total 1,234,567", "1234567"), ("x-3 = 2", "2")],
+)
+def test_answer_phrase_before_last_number_and_number_edge_cases(text, number):
+    assert final_number(text) == number
+
+
+def test_paper_gsm8k_stops_where_a_new_question_starts():
+    cfg = task_config(TASKS_DIR, "paper_gsm8k")
+    until = cfg["generation_kwargs"]["until"]
+    assert "Question:" in until and "<|user|>" in until
+
+
+def test_code_fence_with_any_language_tag():
+    assert extract_code("```python3\ndef f():\n    return 1\n```") == "def f():\n    return 1\n"
+    assert extract_code("```Python \ndef f():\n    return 2\n```") == "def f():\n    return 2\n"

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pkt.checkpoints import COMPLETE, FINISHED
 from pkt.data import encode_supervised, write_split
 from pkt.methods import LoraSettings, get_method
 from pkt.models import llama_config
@@ -94,8 +95,11 @@ def test_loss_only_on_response_tokens(student):
     enc = encode_supervised(rec, tok, max_length=64)
     scored = [i for i, label in zip(enc["input_ids"], enc["labels"]) if label != -100]
     assert tok.decode(scored) == "owl" + tok.eos_token
-    short = encode_supervised(rec, tok, max_length=4)  # the prompt is cut, the response kept
-    assert len(short["input_ids"]) == 4 and short["labels"][-1] == tok.eos_token_id
+    assert encode_supervised(rec, tok, max_length=4) is None  # no room for the prompt: dropped, never cut
+
+
+def checkpoints(root: Path) -> list[str]:
+    return sorted(p.name for p in root.glob("run-*/checkpoint-*"))
 
 
 def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(student, tmp_path):
@@ -105,7 +109,12 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(student, t
     killed = run(spec(student, tmp_path / "b", tmp_path / "ck-b"), tmp_path, kill_at=6)
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "b").exists()  # nothing half-written where the output goes
-    assert (tmp_path / "ck-b" / "checkpoint-4").is_dir()
+    assert checkpoints(tmp_path / "ck-b") == ["checkpoint-4"]
+    (complete,) = (tmp_path / "ck-b").glob("run-*/checkpoint-4")
+    assert (complete / COMPLETE).is_file()
+    half = complete.parent / "checkpoint-8"  # a save killed half-way: weights, no optimiser state, no marker
+    half.mkdir()
+    (half / "adapter_model.safetensors").write_bytes(b"\0" * 10)
 
     resumed = run(spec(student, tmp_path / "b", tmp_path / "ck-b"), tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -117,6 +126,48 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(student, t
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "ck-b").exists()  # checkpoints removed after success (keep_checkpoints false)
+
+
+def test_a_changed_config_after_a_kill_trains_afresh(student, tmp_path):
+    """A kill, a config edit, a rerun: the old run's optimiser and schedule are never restored."""
+    killed = run(spec(student, tmp_path / "out", tmp_path / "ck"), tmp_path, kill_at=6)
+    assert killed.returncode == -signal.SIGKILL and checkpoints(tmp_path / "ck") == ["checkpoint-4"]
+    (old,) = (tmp_path / "ck").glob("run-*")
+    changed = run(spec(student, tmp_path / "out", tmp_path / "ck", lr=2e-3, keep_checkpoints=True), tmp_path)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    figures = json.loads((tmp_path / "out" / "training.json").read_text())
+    assert figures["resumed_from"] is None and figures["steps"] == 12
+    assert not old.exists() and figures["run_key"] != old.name.removeprefix("run-")
+
+
+def test_a_finished_run_is_never_resumed(student, tmp_path):
+    """keep_checkpoints: a rerun of a finished run trains all its steps again instead of re-saving the
+    old adapter after zero steps."""
+    for _ in range(2):
+        proc = run(spec(student, tmp_path / "out", tmp_path / "ck", keep_checkpoints=True), tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        figures = json.loads((tmp_path / "out" / "training.json").read_text())
+        assert figures["resumed_from"] is None and figures["steps"] == 12
+        assert len(figures["loss_curve"]) == 12  # every step ran (logging_steps 1)
+        assert (next((tmp_path / "ck").glob("run-*")) / FINISHED).is_file()
+
+
+def test_reported_figures_are_measured_not_estimated(student, tmp_path):
+    """final_loss is the last logged loss; tokens_per_s counts the tokens this run trained on (with
+    max_steps a fraction of an epoch: not the whole split times the ceiling of the epoch count)."""
+    from transformers import AutoTokenizer
+
+    proc = run(spec(student, tmp_path / "out", tmp_path / "ck", max_steps=2, batch_size=4), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "out" / "training.json").read_text())
+    assert figures["final_loss"] == figures["loss_curve"][-1][1] != figures["mean_loss"]
+    tok = AutoTokenizer.from_pretrained(student / "model")
+    from pkt.data import load_split
+
+    lengths = sorted(len(encode_supervised(r, tok, 256)["input_ids"]) for r in load_split(student / "train.jsonl"))
+    assert len(lengths) == 16  # 2 steps x 4 examples = 8 of them
+    assert sum(lengths[:8]) <= figures["tokens"] <= sum(lengths[-8:])
+    assert figures["tokens_per_s"] == pytest.approx(figures["tokens"] / figures["wall_s"], rel=0.05)
 
 
 def test_lora_starts_as_the_student(student):

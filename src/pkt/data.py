@@ -107,18 +107,65 @@ def write_manifest(root: str | os.PathLike[str], files: list[str | os.PathLike[s
     return manifest
 
 
-def encode_supervised(record: dict[str, Any], tokenizer, max_length: int) -> dict[str, list[int]]:
+def ensure_pad_token(tokenizer):
+    """Give a tokenizer without a pad token one, the way the ecosystem does (lm-eval, open-instruct).
+
+    Llama-2/3 tokenizers have none. The unknown token is used where there is one, else EOS; padded
+    positions are masked (attention 0, label -100) by :func:`collate`, so the choice never reaches a
+    loss. Returns the tokenizer (changed in place).
+    """
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token if tokenizer.unk_token is not None else tokenizer.eos_token
+    return tokenizer
+
+
+def encode_supervised(record: dict[str, Any], tokenizer, max_length: int) -> dict[str, list[int]] | None:
     """Token ids of prompt + response + EOS, with labels -100 on the prompt: loss on the response only.
 
-    Prompt and response are tokenised separately and concatenated, the same split lm-eval scores
-    continuations with. Over-long examples are cut from the left of the prompt so the response stays.
+    One rule for every stage that scores a record (training, importance, sensitivity, targets):
+
+    * special tokens: the prompt is encoded as lm-eval encodes a context, with the tokenizer's own
+      special tokens (a Llama tokenizer's BOS ``<s>``); the response without, then the EOS;
+    * length: the joined sequence is cut from the right at ``max_length``, as the reference trainers do,
+      so the prompt (with its chat header) always stays whole and the example stays conditioned; a
+      response cut this way loses its end and its EOS;
+    * an example whose prompt leaves no room for a single response token is dropped (None).
+
+    Prompt and response are tokenised apart, the split lm-eval generates from.
     """
+    return _encode(record, tokenizer, max_length)[0]
+
+
+def _encode(record: dict[str, Any], tokenizer, max_length: int) -> tuple[dict[str, list[int]] | None, bool]:
+    """:func:`encode_supervised` and whether the length rule cut (or dropped) the example."""
     prompt, response = prompt_and_response(record)
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    p = tokenizer(prompt)["input_ids"]
     r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    r = r[:max_length]
-    p = p[max(0, len(p) + len(r) - max_length) :]
-    return {"input_ids": p + r, "labels": [-100] * len(p) + r, "attention_mask": [1] * (len(p) + len(r))}
+    if len(p) >= max_length:
+        return None, True
+    cut = len(p) + len(r) > max_length
+    r = r[: max_length - len(p)]
+    return {"input_ids": p + r, "labels": [-100] * len(p) + r, "attention_mask": [1] * (len(p) + len(r))}, cut
+
+
+def encode_split(records: list[dict[str, Any]], tokenizer, max_length: int) -> tuple[list[dict], dict[str, int]]:
+    """Encode every record by :func:`encode_supervised`; return the kept examples and what the rule did.
+
+    The counts (``examples``, ``truncated``: response cut at ``max_length``, ``dropped``: prompt too long)
+    go into each stage's output, so a reader sees how many examples the length rule touched.
+    """
+    kept, truncated = [], 0
+    for record in records:
+        enc, cut = _encode(record, tokenizer, max_length)
+        if enc is not None:
+            kept.append(enc)
+            truncated += cut
+    stats = {"examples": len(records), "kept": len(kept), "truncated": truncated, "dropped": len(records) - len(kept),
+             "max_length": max_length}
+    if not kept:
+        raise ValueError(f"every one of {len(records)} examples has a prompt of max_length={max_length} tokens or "
+                         "more: raise max_length")
+    return kept, stats
 
 
 def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
@@ -132,7 +179,11 @@ def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]
     return out
 
 
-def supervised_batches(records: list[dict[str, Any]], tokenizer, batch_size: int, max_length: int) -> list[dict]:
-    """Records -> padded batches for a forward/backward pass (importance, sensitivity, targets)."""
-    encoded = [encode_supervised(r, tokenizer, max_length) for r in records]
-    return [collate(encoded[i : i + batch_size], tokenizer.pad_token_id) for i in range(0, len(encoded), batch_size)]
+def supervised_batches(records: list[dict[str, Any]], tokenizer, batch_size: int, max_length: int
+                       ) -> tuple[list[dict], dict[str, int]]:
+    """Records -> padded batches for a forward/backward pass (importance, sensitivity, targets), and the
+    length rule's counts (:func:`encode_split`)."""
+    encoded, stats = encode_split(records, tokenizer, max_length)
+    pad = ensure_pad_token(tokenizer).pad_token_id
+    batches = [collate(encoded[i : i + batch_size], pad) for i in range(0, len(encoded), batch_size)]
+    return batches, stats

@@ -11,9 +11,11 @@ dL/dA_l. Asking autograd for the activations only (rather than ``loss.backward()
 parameter ``.grad`` is written and the weight-gradient kernels are skipped, so the cost stays close to
 one plain forward + backward. ``tests/test_importance.py`` checks agreement with Captum layer by layer.
 
-The loss is the model's own causal-LM loss with ``labels`` (-100 on prompt and padding tokens), i.e. the
-token-mean cross-entropy over the response tokens of each batch; per-batch attributions are summed.
-Padding positions (``attention_mask == 0``) are excluded from every aggregation.
+The loss is the model's own causal-LM loss with ``labels`` (-100 on prompt and padding tokens): the
+token-mean cross-entropy over the response tokens of the whole set. Each batch's attribution is taken
+for its summed token loss and the totals are divided by the set's token count, so every token weighs the
+same and the scores do not depend on ``batch_size``. Padding positions (``attention_mask == 0``) are
+excluded from every aggregation.
 
 What A_l is, ``target`` (both use the same gradient g_l = dL/dh_l at the layer output h_l):
 
@@ -145,10 +147,17 @@ def aggregate(attribution: torch.Tensor, mask: torch.Tensor, aggregation: str) -
     return float(values.abs().sum())
 
 
+def scored_tokens(labels: torch.Tensor) -> int:
+    """Tokens a causal LM is scored on: labels after the first position that are not -100."""
+    return int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+
 def batch_attributions(
     model: nn.Module, layers: nn.ModuleList, batch: Mapping[str, torch.Tensor], target: str = "output"
 ) -> list[torch.Tensor]:
     """A_l * dL/dh_l ([B, T, D]) for every decoder layer, from one forward and one backward pass.
+
+    L is the model's loss: the mean over the batch's scored tokens.
 
     A_l is the layer output h_l (``target="output"``) or its residual contribution h_l - h_{l-1}
     (``target="delta"``, h_{l-1} = the layer's input); the gradient is always taken at h_l.
@@ -210,6 +219,10 @@ def layer_importance(
 ) -> list[float]:
     """One gradient x activation score per decoder layer (index 0 = layer 1), summed over ``batches``.
 
+    L is the mean loss over every scored token of every batch: each batch contributes its summed token
+    loss and the total is divided by the token count, so the scores do not depend on how the examples
+    are split into batches (a short last batch weighs its tokens, not a whole batch).
+
     Each batch is a dict of [B, T] LongTensors ``input_ids``, ``labels`` (-100 = not scored) and
     optionally ``attention_mask`` (default: all ones). The model runs in eval mode (no dropout) and is
     restored to its previous mode afterwards; no parameter ``.grad`` is touched.
@@ -227,6 +240,7 @@ def layer_importance(
     device = _model_device(model)
     totals = [0.0] * len(layers)
     n_elements = 0
+    n_tokens = 0
     n_batches = 0
     was_training = model.training
     model.eval()
@@ -239,9 +253,13 @@ def layer_importance(
                 batch.setdefault("attention_mask", torch.ones_like(batch["input_ids"]))
                 attributions = batch_attributions(model, layers, batch, target)
                 mask = batch["attention_mask"]
+                # The batch's loss is a mean over its scored tokens; weighted by their count it is their
+                # sum, so every token weighs the same however the examples are batched.
+                weight = scored_tokens(batch["labels"])
                 for i, attr in enumerate(attributions):
-                    totals[i] += aggregate(attr, mask, aggregation)
+                    totals[i] += weight * aggregate(attr, mask, aggregation)
                 n_elements += int(mask.bool().sum()) * attributions[0].shape[-1]
+                n_tokens += weight
                 n_batches += 1
     finally:
         if emb_handle is not None:
@@ -249,6 +267,7 @@ def layer_importance(
         model.train(was_training)
     if n_batches == 0:
         raise ValueError("no batches given: layer importance needs at least one supervised batch")
+    totals = [t / n_tokens for t in totals]  # L = the token-mean loss over the whole set, however batched
     if aggregation == "mean_abs":
         totals = [t / n_elements for t in totals]
     bad = [i + 1 for i, t in enumerate(totals) if not math.isfinite(t)]

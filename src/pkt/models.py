@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pkt.data import encode_documents
+from pkt.data import encode_documents, ensure_pad_token
 from pkt.io import atomic_dir, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,6 @@ def load_model(model_dir: str | os.PathLike[str], device: str = "cpu", dtype: st
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no model at {path} (config.json missing): run prepare_model first")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path))  # Llama tokenizers have none
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
     return model, tokenizer

@@ -1,7 +1,9 @@
 """Teacher/student layer pairing (SemAlign Section 4.1, methods digest 3.3; Seeking, digest 1.3).
 
 All layer numbers here are **1-indexed**, as in the papers: layer 1 is the first decoder block and
-``scores[i]`` belongs to layer ``i + 1``.
+``scores[i]`` belongs to layer ``i + 1``. Every pairing and importance JSON says so
+(``"layer_index_base": 1``); code that indexes modules (peft's ``layers_to_transform``,
+``model.model.layers[i]``) converts in one place, :func:`to_module_index`.
 
 - Depth-aware map (SemAlign): student layer k pairs with teacher layer l_T(k) = max(1, floor(L_T/L_S * k)).
 - Critical teacher layer l*: the teacher layer with the highest attribution. When l* is not itself a
@@ -107,6 +109,21 @@ def seeking_top_layers(teacher_scores: Sequence[float], n_student: int) -> list[
     return sorted(i + 1 for i in ranked[:n_student])
 
 
+LAYER_INDEX_BASE = 1  # written into every pairing / importance file
+
+
+def to_module_index(layers: int | Sequence[int], n_layers: int) -> list[int]:
+    """1-indexed layer numbers (papers, pairing files) -> 0-indexed module positions (peft, ``layers[i]``).
+
+    The one conversion between the two conventions; a number outside 1..n_layers is an error naming it.
+    """
+    numbers = [layers] if isinstance(layers, int) else list(layers)
+    bad = [k for k in numbers if not isinstance(k, int) or not 1 <= k <= n_layers]
+    if bad:
+        raise ValueError(f"layer numbers {bad} are not in 1..{n_layers} (pairing files are 1-indexed)")
+    return [k - LAYER_INDEX_BASE for k in numbers]
+
+
 def pair_layers(
     teacher_scores: Sequence[float],
     student_scores: Sequence[float],
@@ -133,6 +150,7 @@ def pair_layers(
     seeking = seeking_top_layers(t, n_s)
     interp, interp_reason = _interpolation_record(n_t, n_s, k_dag, interpolate, ratio)
     return {
+        "layer_index_base": LAYER_INDEX_BASE,
         "n_teacher": n_t,
         "n_student": n_s,
         "ratio": {"value": float(ratio), "exact": str(ratio), "integral": ratio.denominator == 1},

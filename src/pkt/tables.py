@@ -53,8 +53,13 @@ def _results(paths: Iterable[str | os.PathLike[str]],
              pairs: dict[str, dict[str, str]]) -> Iterator[tuple[dict[str, Any], list[tuple[str, str]]]]:
     """Each eval JSON with the (pair, row) cells it fills: a vanilla result names a model in the pair slot
     and is the student or teacher row of every pair that model belongs to."""
+    tasks: dict[str, str] = {}
     for path in paths:
         r = json.loads(Path(path).read_text())
+        bench = benchmark_of(r["task"])
+        if tasks.setdefault(bench, r["task"]) != r["task"]:
+            raise ValueError(f"tasks {tasks[bench]!r} and {r['task']!r} both fill the {bench} column ({path}): "
+                             "a table holds one task per benchmark; put the other in a run of its own")
         if r["method"] == "vanilla":
             roles = ("student", "teacher")
             targets = [(p, role) for p, spec in pairs.items() for role in roles if spec[role] == r["pair"]]
@@ -131,7 +136,7 @@ def main_table(tidy: pd.DataFrame) -> pd.DataFrame:
     for pair, row in mean.index:
         if (pair, "teacher") in mean.index:
             diff = mean.loc[(pair, "teacher"), main] - mean.loc[(pair, row), main]
-            gaps[(pair, row)] = float(diff.abs().mean())
+            gaps[(pair, row)] = float(diff.abs().mean(skipna=False))  # undefined if a benchmark is missing
     mean["Gap to teacher"] = pd.Series(gaps, dtype=float)
     table = pd.concat({"mean": mean, "std": std}, axis=1)
     table[("seeds", "")] = grouped.size()

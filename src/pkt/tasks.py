@@ -27,12 +27,17 @@ def toy_prompt(doc: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- answers
 
 
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+NUMBER = re.compile(
+    r"(?<![\w)])(?P<sign>[-\u2212])?"  # a minus (ASCII or Unicode) unless it joins two terms: "10-20", "x-3"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"  # 1,234.5 | 42 | 7.50 | .5; "3,4" is two
+    r"(?!\d)"
+)
+ANSWER_PHRASE = re.compile(r"answer is\s*:?|answer\s*:", re.IGNORECASE)
 
 
 def normalise_number(text: str) -> str:
-    """'1,000.00' -> '1000', '$7.50' -> '7.5': the form answers are compared in."""
-    cleaned = text.replace(",", "").replace("$", "").rstrip(".")
+    """'1,000.00' -> '1000', '$7.50' -> '7.5', '\u22125' -> '-5', '.5' -> '0.5': the form answers are compared in."""
+    cleaned = text.replace(",", "").replace("$", "").replace("\u2212", "-").rstrip(".")
     try:
         value = float(cleaned)
     except ValueError:
@@ -40,13 +45,27 @@ def normalise_number(text: str) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
+def _numbers(text: str) -> list[str]:
+    return [m.group("sign") and "-" + m.group("num") or m.group("num") for m in NUMBER.finditer(text)]
+
+
 def final_number(text: str) -> str:
-    """The answer of a worked solution: the first number after '####' if present, else the last number."""
+    """The answer of a response, by the protocol's answer markers before any fallback.
+
+    The first number after '####' (GSM8K's own format); else the first number after the first answer
+    phrase ('So the answer is N', 'Answer: N'), so text a model rambles on with afterwards ('...\n\n
+    Question: Tom has 3 cats and 5 dogs') cannot change it; else the last number of the response.
+    """
     if "####" in text:
-        after = NUMBER.findall(text.split("####", 1)[1])
+        after = _numbers(text.split("####", 1)[1])
         if after:
             return normalise_number(after[0])
-    numbers = NUMBER.findall(text)
+    phrase = ANSWER_PHRASE.search(text)
+    if phrase:
+        after = _numbers(text[phrase.end() :])
+        if after:
+            return normalise_number(after[0])
+    numbers = _numbers(text)
     return normalise_number(numbers[-1]) if numbers else ""
 
 
@@ -62,7 +81,7 @@ def extract_numbers(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[
 # --------------------------------------------------------------------------- code
 
 
-FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)  # any tag: python, py, python3...
 
 
 def extract_code(response: str) -> str:

@@ -22,7 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pkt.data import collate, encode_supervised, load_split
+from pkt.checkpoints import mark_complete_callback, mark_finished, resume_point, run_dir, run_key
+from pkt.data import collate, encode_split, ensure_pad_token, load_split
 from pkt.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,11 @@ def make_trainer_class():
         def __init__(self, *args, method, **kwargs):
             super().__init__(*args, **kwargs)
             self.method = method
+            self.tokens_seen = 0  # real (unpadded) tokens this process trained on, for tokens_per_s
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                self.tokens_seen += int(inputs["attention_mask"].sum())
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                                  num_items_in_batch=num_items_in_batch)
             aux = self.method.aux_loss(model, inputs, outputs)
@@ -89,30 +93,34 @@ def train(
 ) -> dict[str, Any] | None:
     """Train one adapter; write it, with its training figures, to ``out_dir`` (atomically, rank 0).
 
-    Returns the training figures on the main process (None on other ranks).
+    Checkpoints go to ``checkpoint_dir/run-<key>`` (:mod:`pkt.checkpoints`): a rerun after a kill
+    resumes from the last complete checkpoint of the same run, never from another run's or a finished
+    one. Returns the training figures on the main process (None on other ranks).
     """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from pkt.methods import get_method
 
     opts = TrainSettings.from_dict(settings)
     strategy = get_method(method).from_dict(method_settings, {k: Path(v) for k, v in (inputs or {}).items()})
     set_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(student_dir)
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(student_dir))
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(student_dir, dtype=dtype)
     model = strategy.init_adapter(model, tokenizer)
     records = load_split(train_split)
     if not records:
         raise ValueError(f"train split {train_split} is empty")
-    dataset = Dataset.from_list([encode_supervised(r, tokenizer, opts.max_length) for r in records])
+    encoded, length_rule = encode_split(records, tokenizer, opts.max_length)
+    log.info("length rule at %d tokens: %d of %d examples cut, %d dropped", opts.max_length,
+             length_rule["truncated"], length_rule["examples"], length_rule["dropped"])
+    dataset = Dataset.from_list(encoded)
 
-    ckpt = Path(checkpoint_dir)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    resume = get_last_checkpoint(str(ckpt))
+    key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs)
+    ckpt = run_dir(checkpoint_dir, key)
+    resume = resume_point(ckpt)
     if resume:
         log.info("resuming from %s", resume)
     args = TrainingArguments(
@@ -126,26 +134,30 @@ def train(
     )
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=dataset, method=strategy,
-        data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
+        data_collator=partial(collate, pad_id=tokenizer.pad_token_id), callbacks=[mark_complete_callback()],
     )
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - start
     if not trainer.is_world_process_zero():
         return None
-    n_tokens = sum(len(x) for x in dataset["input_ids"])
+    curve = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
     figures = {
         "method": method,
         "seed": seed,
         "steps": trainer.state.global_step,
         "examples": len(records),
+        "length_rule": length_rule,
         "epochs": opts.epochs if opts.max_steps <= 0 else None,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "final_loss": float(result.training_loss),
-        "loss_curve": [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h],
+        "final_loss": curve[-1][1] if curve else float(result.training_loss),  # the last logged loss
+        "mean_loss": float(result.training_loss),  # mean over the steps this process ran
+        "loss_curve": curve,
         "resumed_from": Path(resume).name if resume else None,
-        "wall_s": round(wall, 2),
-        "tokens_per_s": round(n_tokens * trainer.state.num_train_epochs / max(wall, 1e-9), 1),
+        "run_key": key,
+        "wall_s": round(wall, 2),  # this process's training time (after a resume: the remaining steps)
+        "tokens": trainer.tokens_seen,  # real (unpadded) tokens this process trained on
+        "tokens_per_s": round(trainer.tokens_seen / max(wall, 1e-9), 1),
         "device": device,
         "world_size": args.world_size,
         "settings": dataclasses.asdict(opts),
@@ -154,8 +166,10 @@ def train(
     with atomic_dir(out_dir) as tmp:
         trainer.model.save_pretrained(tmp)
         write_json(Path(tmp) / "training.json", figures)
-    if not opts.keep_checkpoints:
-        shutil.rmtree(ckpt, ignore_errors=True)
+    if opts.keep_checkpoints:
+        mark_finished(ckpt)
+    else:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return figures
 
 

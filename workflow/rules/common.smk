@@ -108,8 +108,19 @@ def eval_model_config(wildcards):
     return config["models"][eval_model_name(wildcards)]
 
 
+def max_length_of(model):
+    """The one length rule of every stage: config max_length, capped at the model's positions."""
+    positions = config["models"][model]["max_position_embeddings"]
+    return positions if config["max_length"] is None else min(config["max_length"], positions)
+
+
 def eval_max_length(wildcards):
-    return eval_model_config(wildcards).get("max_position_embeddings")
+    return max_length_of(eval_model_name(wildcards))
+
+
+def train_settings(wildcards):
+    """The train section plus the student's max_length (pkt.train.TrainSettings)."""
+    return {**config["train"], "max_length": max_length_of(config["pairs"][wildcards.pair]["student"])}
 
 
 def task_data(wildcards):
