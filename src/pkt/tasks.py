@@ -32,7 +32,8 @@ NUMBER = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"  # 1,234.5 | 42 | 7.50 | .5; "3,4" is two
     r"(?!\d)"
 )
-ANSWER_PHRASE = re.compile(r"answer is\s*:?|answer\s*:", re.IGNORECASE)
+# "So the answer is N" ends an Open-Instruct answer; its "Answer:" prefix opens the reasoning, not the answer.
+ANSWER_PHRASE = re.compile(r"answer is\s*:?", re.IGNORECASE)
 
 
 def normalise_number(text: str) -> str:
@@ -53,7 +54,7 @@ def final_number(text: str) -> str:
     """The answer of a response, by the protocol's answer markers before any fallback.
 
     The first number after '####' (GSM8K's own format); else the first number after the first answer
-    phrase ('So the answer is N', 'Answer: N'), so text a model rambles on with afterwards ('...\n\n
+    phrase ('So the answer is N'), so text a model rambles on with afterwards ('...\n\n
     Question: Tom has 3 cats and 5 dogs') cannot change it; else the last number of the response.
     """
     if "####" in text:
