@@ -109,9 +109,13 @@ def eval_model_config(wildcards):
 
 
 def max_length_of(model):
-    """The one length rule of every stage: config max_length, capped at the model's positions."""
+    """One length for every stage of a model: config max_length, capped at its max_position_embeddings."""
     positions = config["models"][model]["max_position_embeddings"]
     return positions if config["max_length"] is None else min(config["max_length"], positions)
+
+
+def model_max_length(wildcards):
+    return max_length_of(wildcards.model)
 
 
 def eval_max_length(wildcards):

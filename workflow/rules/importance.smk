@@ -12,7 +12,7 @@ rule score_importance:
         f"{LOGS}/score_importance/{{model}}.benchmark.tsv"
     params:
         importance=config["importance"],
-        max_length=lambda wc: max_length_of(wc.model),
+        max_length=model_max_length,
         tasks=TASKS,
         device=config["device"],
     threads: 1
