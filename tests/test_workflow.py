@@ -125,6 +125,7 @@ def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
         ({"models": {"student": {"tokenizer": "other"}}}, "pairs.toy: teacher 'teacher' uses tokenizer"),
         ({"pairs": {"toy": {"teacher": "giant"}}}, "pairs.toy.teacher: no model named 'giant'"),
         ({"models": {"student": {"num_heads": 3}}}, "models.student: hidden_size 32 is not divisible"),
+        ({"tables": {"reference": "lroa"}}, "tables.reference: 'lroa' is not a row of the table"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, override, message):

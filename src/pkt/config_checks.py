@@ -2,8 +2,9 @@
 
 The schema catches unknown keys, types and ranges; these catch cross-references: a pair naming a
 model that does not exist, a teacher and student with different tokenizers, a head count that does
-not divide the width. Each message names the offending key. Kept free of Snakemake and torch so
-that ``common.smk`` can import it at parse time in milliseconds.
+not divide the width, a comparison table against a row that will not exist. Each message names the
+offending key. Kept free of Snakemake and torch so that ``common.smk`` can import it at parse time in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def config_errors(config: dict[str, Any]) -> list[str]:
                     f"pairs.{pair}: teacher {p['teacher']!r} uses tokenizer {t['tokenizer']!r} but student "
                     f"{p['student']!r} uses {s['tokenizer']!r}; a pair needs one shared vocabulary"
                 )
+    rows = ["student", "teacher", *config["methods"]]
+    reference = config.get("tables", {}).get("reference")
+    if reference is not None and reference not in rows:
+        errors.append(f"tables.reference: {reference!r} is not a row of the table; choose from {rows}")
     return errors
 
 
