@@ -20,9 +20,10 @@ if __name__ == "__main__":
             write_json(out, {
                 "model": snakemake.wildcards.model, "task": task, "split": "extract",
                 "n_examples": len(records), "aggregation": cfg["aggregation"], "target": cfg["target"],
-                "definition": "sum over extract batches of A_l * dL/dA_l (A_l = decoder layer l's "
+                "definition": "A_l * dL/dA_l over the extract split (A_l = decoder layer l's "
                               + ("output" if cfg["target"] == "output" else "residual contribution h_l - h_{l-1}")
-                              + "; L = causal-LM loss on response tokens), reduced by the aggregation",
+                              + "; L = the causal-LM loss averaged over every response token of the split, "
+                              "whatever the batching), reduced by the aggregation",
                 "length_rule": length_rule, "layer_index_base": 1,
                 "scores": scores,  # scores[i] is decoder layer i + 1 (1-indexed, as in the papers)
             })

@@ -77,7 +77,10 @@ def run_dir(checkpoint_dir: str | os.PathLike[str], key: str) -> Path:
     for other in root.iterdir():
         if other.name != f"run-{key}":
             log.info("removing checkpoints of another run: %s", other)
-            shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink(missing_ok=True)
+            if other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
+            else:
+                other.unlink(missing_ok=True)
     path = root / f"run-{key}"
     path.mkdir(exist_ok=True)
     return path
@@ -90,8 +93,8 @@ def resume_point(run: Path) -> Path | None:
     """
     if (run / FINISHED).exists():
         log.info("%s holds a finished run: training again from scratch, not resuming", run)
-        for child in run.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        shutil.rmtree(run)
+        run.mkdir()
         return None
     found = sorted((int(m.group(1)), p) for p in run.iterdir() if p.is_dir() and (m := CHECKPOINT.match(p.name)))
     complete = [p for _, p in found if (p / COMPLETE).is_file()]

@@ -50,9 +50,9 @@ def subset_column(benchmark: str, group: str) -> str:
 
 
 def _results(paths: Iterable[str | os.PathLike[str]],
-             pairs: dict[str, dict[str, str]]) -> Iterator[tuple[dict[str, Any], list[tuple[str, str]]]]:
-    """Each eval JSON with the (pair, row) cells it fills: a vanilla result names a model in the pair slot
-    and is the student or teacher row of every pair that model belongs to."""
+             pairs: dict[str, dict[str, str]]) -> Iterator[tuple[dict[str, Any], str, list[tuple[str, str]]]]:
+    """Each eval JSON with its benchmark and the (pair, row) cells it fills: a vanilla result names a model
+    in the pair slot and is the student or teacher row of every pair that model belongs to."""
     tasks: dict[str, str] = {}
     for path in paths:
         r = json.loads(Path(path).read_text())
@@ -65,7 +65,7 @@ def _results(paths: Iterable[str | os.PathLike[str]],
             targets = [(p, role) for p, spec in pairs.items() for role in roles if spec[role] == r["pair"]]
         else:
             targets = [(r["pair"], r["method"])]
-        yield r, targets
+        yield r, bench, targets
 
 
 def load_results(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[str, str]]) -> pd.DataFrame:
@@ -75,8 +75,7 @@ def load_results(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[
     as the extra benchmarks 'MMLU held-out' and 'MMLU control'.
     """
     records = []
-    for r, targets in _results(paths, pairs):
-        bench = benchmark_of(r["task"])
+    for r, bench, targets in _results(paths, pairs):
         scores = [(bench, r["value"], r["n"])]
         scores += [(subset_column(bench, g), s["value"], s["n"])
                    for g, s in (r.get("subsets") or {}).items() if s and s.get("n")]
@@ -94,13 +93,12 @@ def load_items(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[st
     """
     columns = ["pair", "row", "benchmark", "seed", "id", "score"]
     frames, skipped = [], 0
-    for r, targets in _results(paths, pairs):
+    for r, bench, targets in _results(paths, pairs):
         if not r.get("items"):
             skipped += 1
             continue
         it = r["items"]
         items = pd.DataFrame({"id": it["id"], "score": it["score"], "group": it.get("group") or [None] * len(it["id"])})
-        bench = benchmark_of(r["task"])
         grouped = items[items["group"].notna()]
         parts = [items.assign(benchmark=bench)]
         parts += [g.assign(benchmark=subset_column(bench, name)) for name, g in grouped.groupby("group", sort=False)]

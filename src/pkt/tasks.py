@@ -34,6 +34,7 @@ NUMBER = re.compile(
 )
 # "So the answer is N" ends an Open-Instruct answer; its "Answer:" prefix opens the reasoning, not the answer.
 ANSWER_PHRASE = re.compile(r"answer is\s*:?", re.IGNORECASE)
+ANSWER_MARKERS = (re.compile("####"), ANSWER_PHRASE)  # in order of precedence
 
 
 def normalise_number(text: str) -> str:
@@ -57,13 +58,9 @@ def final_number(text: str) -> str:
     phrase ('So the answer is N'), so text a model rambles on with afterwards ('...\n\n
     Question: Tom has 3 cats and 5 dogs') cannot change it; else the last number of the response.
     """
-    if "####" in text:
-        after = _numbers(text.split("####", 1)[1])
-        if after:
-            return normalise_number(after[0])
-    phrase = ANSWER_PHRASE.search(text)
-    if phrase:
-        after = _numbers(text[phrase.end() :])
+    for marker in ANSWER_MARKERS:
+        found = marker.search(text)
+        after = _numbers(text[found.end() :]) if found else []
         if after:
             return normalise_number(after[0])
     numbers = _numbers(text)

@@ -48,6 +48,11 @@ def per_task(pattern, tasks=None):
     return [pattern.replace("{task}", task) for task in (tasks or EVAL_TASKS)]
 
 
+def by_task(pattern):
+    """{task: path} of :func:`per_task`: a job's per-task inputs, outputs or folders, by task."""
+    return dict(zip(EVAL_TASKS, per_task(pattern)))
+
+
 def vanilla_models():
     """Every teacher and student of a pair: each is evaluated once, as it is."""
     return sorted({p[role] for p in config["pairs"].values() for role in ("teacher", "student")})
@@ -68,19 +73,17 @@ def eval_targets():
 
 def adapter_dirs(wildcards):
     """{task: adapter directory} of one method, pair and seed: what one train job writes."""
-    pattern = f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}"
-    return dict(zip(EVAL_TASKS, per_task(pattern)))
+    return by_task(f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}")
 
 
 def checkpoint_dirs(wildcards):
     """Trainer checkpoints live outside the output, so a killed job's progress survives for resume."""
-    pattern = f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}"
-    return dict(zip(EVAL_TASKS, per_task(pattern)))
+    return by_task(f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}")
 
 
 def train_splits(wildcards):
     """{task: train split} of every task a train job fits an adapter for."""
-    return dict(zip(EVAL_TASKS, per_task(f"{RUN}/data/{{task}}/train.jsonl")))
+    return by_task(f"{RUN}/data/{{task}}/train.jsonl")
 
 
 def pair_student_dir(wildcards):
