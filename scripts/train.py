@@ -7,7 +7,6 @@ if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         set_offline()
         wc, params = snakemake.wildcards, snakemake.params
-        method_inputs = {k: v for k, v in snakemake.input.items() if k not in ("student", "splits", "code")}
         for task, split in params.splits.items():
             setup_torch(snakemake.threads, int(wc.seed))
             train(
@@ -20,5 +19,5 @@ if __name__ == "__main__":
                 settings=params.train,
                 seed=int(wc.seed),
                 device=resolve_device(params.device),
-                inputs=method_inputs,
+                inputs=params.method_inputs[task],
             )

@@ -25,8 +25,9 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["prepare_model"] == 2
     assert jobs["probe"] == 2
     assert jobs["score_importance"] == 2 and jobs["pair_layers"] == 1  # one job per model / pair, every task
-    assert jobs["train"] == 3  # lora x 1 pair x 3 seeds, every task's adapter in one job
-    assert jobs["evaluate"] == 5  # teacher + student + lora x 3 seeds, every task with one model load
+    assert jobs["extract_seeking"] == 1  # one job per pair, every task
+    assert jobs["train"] == 6  # (lora, seeking) x 1 pair x 3 seeds, every task's adapter in one job
+    assert jobs["evaluate"] == 8  # teacher + student + (lora, seeking) x 3 seeds, one model load each
     assert jobs["tables"] == jobs["figures"] == 1
 
 
@@ -41,25 +42,32 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     manifest = json.loads((run / "data" / "manifest.json").read_text())
     assert "toy_mmlu/test.jsonl" in manifest["files"]
     for method, pair, seed in (("vanilla", "teacher", 0), ("vanilla", "student", 0), ("lora", "toy", 0),
-                               ("lora", "toy", 1)):
+                               ("lora", "toy", 1), ("seeking", "toy", 0), ("seeking", "toy", 1)):
         for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
             result = json.loads((run / "eval" / method / pair / task / f"seed{seed}.json").read_text())
             assert result["n"] == len(result["items"]["score"]) == (24 if task == "toy_mmlu" else 8)
             assert result["model"]["sha256"] and result["lm_eval_version"] and result["config_hash"]
             assert (result["adapter"] is None) == (method == "vanilla")
             if method != "vanilla":
-                assert result["adapter"]["path"].endswith(f"adapters/lora/toy/{task}/seed{seed}")
+                assert result["adapter"]["path"].endswith(f"adapters/{method}/toy/{task}/seed{seed}")
             assert bool(result["subsets"]) == (task == "toy_mmlu")
             assert (run / "eval" / method / pair / task / f"seed{seed}.samples.jsonl").stat().st_size > 0
     pairing = json.loads((run / "pairing" / "toy" / "toy_mmlu.json").read_text())
     assert pairing["n_teacher"] == 4 and pairing["n_student"] == 2
     assert (run / "pairing" / "toy" / "toy_mmlu.png").stat().st_size > 0
     main = (run / "tables" / "main.md").read_text()
-    assert "| LoRA" in main and "MMLU held-out" in main and "MMLU control" in main and " ± " in main
+    assert "| LoRA" in main and "| Seeking" in main and " ± " in main
+    assert "MMLU held-out" in main and "MMLU control" in main
     versus = (run / "tables" / "vs_lora.md").read_text()
-    assert "| Student" in versus and "| Teacher" in versus and "| LoRA" not in versus and "paired bootstrap" in versus
+    assert "| Student" in versus and "| Seeking" in versus and "| LoRA" not in versus and "paired bootstrap" in versus
     assert json.loads((run / "metrics.json").read_text())["toy/teacher/Gap to teacher"] == 0.0
     assert (run / "figures" / "training_curves.png").stat().st_size > 0
+    extracted = json.loads((run / "extract" / "toy" / "toy_gsm8k" / "extract.json").read_text())
+    assert len(extracted["kept_layers"]) == 2 and extracted["k"] == 8 and extracted["rank"] == 8
+    assert (run / "extract" / "toy" / "toy_gsm8k" / "sensitivity.png").stat().st_size > 0
+    adapter = run / "adapters" / "seeking" / "toy" / "toy_mmlu" / "seed0"
+    wide = json.loads((adapter / "adapter_config.json").read_text())
+    assert wide["r"] == 16 and wide["lora_alpha"] == 32  # rank 2r: [B', -B0], [A'; A0] on the vanilla student
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").rglob("checkpoint-*"))
     leftovers = [p for p in run.rglob("*.tmp")]
     assert leftovers == []
@@ -77,7 +85,8 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     change.write_text(yaml.safe_dump({"models": {"student": {"pretrain": {"lr": 0.005}}}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
     assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 1, "pair_layers": 1,
-                                 "train": 2, "evaluate": 3, "tables": 1, "figures": 1, "all": 1}
+                                 "extract_seeking": 1, "train": 4, "evaluate": 5, "tables": 1, "figures": 1,
+                                 "all": 1}
     assert "model=teacher" not in out and "pair=teacher" not in out
 
 
@@ -85,8 +94,17 @@ def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_ru
     change = smoke_run / "change-train.yaml"
     change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"train": 2, "evaluate": 2, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"train": 4, "evaluate": 4, "tables": 1, "figures": 1, "all": 1}
     assert "method=vanilla" not in out
+
+
+def test_changing_a_seeking_key_reruns_only_seeking(smoke_run):
+    change = smoke_run / "change-seeking.yaml"
+    change.write_text(yaml.safe_dump({"seeking": {"layers": "last"}}))
+    out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
+    assert planned_jobs(out) == {"extract_seeking": 1, "train": 2, "evaluate": 2, "tables": 1, "figures": 1,
+                                 "all": 1}
+    assert "method=lora" not in out and "method=vanilla" not in out
 
 
 def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
@@ -99,7 +117,7 @@ def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
     finally:
         task.write_text(text)
         os.utime(task, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert planned_jobs(out) == {"evaluate": 4, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"evaluate": 6, "tables": 1, "figures": 1, "all": 1}
 
 
 def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
@@ -109,6 +127,8 @@ def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
     first, second = smoke_run / "results" / "smoke", again / "results" / "smoke"
     for rel in ("models/teacher/model.safetensors", "models/student/model.safetensors",
                 "adapters/lora/toy/toy_mbpp/seed1/adapter_model.safetensors",
+                "extract/toy/toy_mmlu/factors.safetensors",
+                "adapters/seeking/toy/toy_mbpp/seed1/adapter_model.safetensors",
                 "tables/main.csv", "tables/vs_lora.csv", "metrics.json"):
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     for path in sorted(first.glob("eval/*/*/*/seed*.json")):
@@ -126,6 +146,8 @@ def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
         ({"pairs": {"toy": {"teacher": "giant"}}}, "pairs.toy.teacher: no model named 'giant'"),
         ({"models": {"student": {"num_heads": 3}}}, "models.student: hidden_size 32 is not divisible"),
         ({"tables": {"reference": "lroa"}}, "tables.reference: 'lroa' is not a row of the table"),
+        ({"models": {"student": {"num_layers": 5}}}, "seeking, which needs the teacher's num_layers (4)"),
+        ({"seeking": {"structure": "blocks"}}, "blocks"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, override, message):

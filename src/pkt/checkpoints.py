@@ -55,7 +55,7 @@ def run_key(
     inputs: dict[str, str | os.PathLike[str]] | None = None,
 ) -> str:
     """A short hash of everything that determines a training run (see the module docstring)."""
-    code = ["train.py", "data.py", "checkpoints.py", "methods/base.py", f"methods/{method}.py"]
+    code = ["train.py", "data.py", "checkpoints.py", "methods/base.py", f"methods/{method}.py", f"{method}.py"]
     parts = {
         "method": method,
         "method_settings": method_settings,

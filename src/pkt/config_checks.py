@@ -38,10 +38,34 @@ def config_errors(config: dict[str, Any]) -> list[str]:
                     f"pairs.{pair}: teacher {p['teacher']!r} uses tokenizer {t['tokenizer']!r} but student "
                     f"{p['student']!r} uses {s['tokenizer']!r}; a pair needs one shared vocabulary"
                 )
+    if "seeking" in config["methods"]:
+        errors += _seeking_errors(config)
     rows = ["student", "teacher", *config["methods"]]
     reference = config.get("tables", {}).get("reference")
     if reference is not None and reference not in rows:
         errors.append(f"tables.reference: {reference!r} is not a row of the table; choose from {rows}")
+    return errors
+
+
+def _seeking_errors(config: dict[str, Any]) -> list[str]:
+    """Seeking cuts student-shaped blocks out of teacher matrices: the teacher must be at least as large."""
+    errors, models = [], config["models"]
+    for pair, p in config["pairs"].items():
+        t, s = models.get(p["teacher"]), models.get(p["student"])
+        if t is None or s is None:
+            continue
+        for key in ("num_layers", "hidden_size", "intermediate_size"):
+            if t[key] < s[key]:
+                errors.append(f"pairs.{pair}: methods has seeking, which needs the teacher's {key} ({t[key]}) "
+                              f">= the student's ({s[key]})")
+        if config["lora"]["r"] > s["hidden_size"]:
+            errors.append(f"lora.r {config['lora']['r']} exceeds pairs.{pair}'s student hidden_size: "
+                          "seeking's SVD has no such rank")
+    k = config.get("seeking", {}).get("k")
+    for task in config["evaluation"]["tasks"]:
+        size = config["world"]["splits"].get(task, {}).get("extract")
+        if size is not None and size < (k or 1):
+            errors.append(f"world.splits.{task}.extract has {size} items; seeking needs {k or 1} (seeking.k)")
     return errors
 
 

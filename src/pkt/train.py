@@ -164,7 +164,7 @@ def train(
         "method_settings": method_settings,
     }
     with atomic_dir(out_dir) as tmp:
-        trainer.model.save_pretrained(tmp)
+        strategy.export_adapter(trainer.model, Path(tmp))
         write_json(Path(tmp) / "training.json", figures)
     if opts.keep_checkpoints:
         mark_finished(ckpt)

@@ -1,5 +1,7 @@
 # Validation, wildcard constraints, paths and input functions. No rules here.
 
+from pathlib import Path
+
 from pkt.config_checks import check_config
 from snakemake.utils import validate
 
@@ -96,8 +98,22 @@ def method_settings(wildcards):
 
 
 def method_inputs(wildcards):
-    """Extra inputs a method needs (extracted weights, teacher targets): none for lora."""
+    """Files a method needs besides the student and the train splits, for every task (DAG edges)."""
+    if wildcards.method == "seeking":
+        return {"extract": per_task(f"{RUN}/extract/{wildcards.pair}/{{task}}/factors.safetensors")}
     return {}
+
+
+def method_task_inputs(wildcards):
+    """{task: {input name: folder}} handed to each task's training: Seeking's extraction folder."""
+    if wildcards.method == "seeking":
+        return {task: {"extract": f"{RUN}/extract/{wildcards.pair}/{task}"} for task in EVAL_TASKS}
+    return {task: {} for task in EVAL_TASKS}
+
+
+def method_code(wildcards):
+    """The method's module and its math module (pkt/<method>.py, when there is one): editing either retrains."""
+    return [path for path in lib(f"methods/{wildcards.method}", wildcards.method) if Path(path).is_file()]
 
 
 def eval_model_name(wildcards):

@@ -5,7 +5,8 @@ rule train:
         unpack(method_inputs),
         student=pair_student_dir,
         splits=lambda wc: list(train_splits(wc).values()),
-        code=lib("train", "data", "checkpoints", "methods/base", "methods/{method}"),
+        code=lib("train", "data", "checkpoints", "methods/base"),
+        method_code=method_code,
     output:
         [directory(d) for d in per_task(f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}")],
     log:
@@ -14,6 +15,7 @@ rule train:
         f"{LOGS}/train/{{method}}/{{pair}}/seed{{seed}}.benchmark.tsv"
     params:
         method_settings=method_settings,
+        method_inputs=method_task_inputs,
         train=train_settings,
         splits=train_splits,
         adapters=adapter_dirs,

@@ -1,8 +1,10 @@
 """What a transfer method is, and the registry that finds one by name (peft style).
 
 A method is a small class with a config dataclass, an ``init_adapter`` hook that wraps the student in
-a peft model (standard LoRA, or LoRA initialised from extracted teacher weights), and an optional
-``aux_loss`` added to the supervised loss at every step (SemAlign's alignment term). ``pkt.train``
+a peft model (standard LoRA, or LoRA initialised from extracted teacher weights), an optional
+``aux_loss`` added to the supervised loss at every step (SemAlign's alignment term), and
+``export_adapter``, which saves a plain peft adapter for the vanilla student whatever the method did to
+the base weights during training. ``pkt.train``
 is the one trainer for all of them.
 """
 
@@ -24,7 +26,8 @@ class LoraSettings:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                                 "embed_tokens", "lm_head"]
     )
     layers: list[int] | None = None  # 0-indexed decoder layers to adapt; None = all
 
@@ -63,6 +66,10 @@ class Method:
         from peft import get_peft_model
 
         return get_peft_model(model, self.lora().peft_config())
+
+    def export_adapter(self, model, out_dir: Path) -> None:
+        """Write the trained adapter so that peft loads it on the *vanilla* student (evaluation's path)."""
+        model.save_pretrained(str(out_dir))
 
     def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
         """An extra loss term for this step, or None."""

@@ -1,0 +1,53 @@
+"""Rule extract_seeking: Seeking's sensitivity-based extraction of teacher weights as LoRA factors, per task."""
+
+import dataclasses
+import resource
+import time
+
+import torch
+
+from pkt.data import load_split
+from pkt.io import atomic_path, write_json
+from pkt.models import load_model
+from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.seeking import ExtractSettings, extract, save_factors, seed_examples, sensitivity, student_shapes
+from pkt.seeking_plot import plot_sensitivity
+
+
+def peak_memory_mb(device: str) -> tuple[float, str]:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20, "torch.cuda.max_memory_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process max RSS"
+
+
+if __name__ == "__main__":
+    with job_logging(snakemake.log[0]):
+        set_offline()
+        setup_torch(snakemake.threads, seed=0)
+        params, out, pair = snakemake.params, snakemake.output, snakemake.wildcards.pair
+        settings = ExtractSettings(**{**params.seeking, "modules": tuple(params.seeking["modules"])})
+        device = resolve_device(params.device)
+        teacher, tokenizer = load_model(snakemake.input.teacher, device,
+                                        "bfloat16" if device.startswith("cuda") else "float32")
+        shapes, n_student = student_shapes(snakemake.input.student)
+        n_teacher = teacher.config.num_hidden_layers
+        for i, (task, split) in enumerate(zip(params.tasks, snakemake.input.splits)):
+            start = time.perf_counter()
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            examples, length_rule = seed_examples(load_split(split), tokenizer, settings.k, params.max_length)
+            sens, k = sensitivity(teacher, examples)
+            weights = {n: p.detach() for n, p in teacher.named_parameters()}  # blocks go to fp32 one by one
+            factors, record = extract(weights, sens, shapes, n_teacher, n_student, params.rank, settings)
+            memory, memory_kind = peak_memory_mb(device)
+            record.update(pair=pair, task=task, teacher=params.models[0], student=params.models[1], k=k,
+                          length_rule=length_rule, settings=dataclasses.asdict(settings),
+                          layer_choice=settings.layers, wall_s=round(time.perf_counter() - start, 2),
+                          peak_memory_mb=round(memory, 1), peak_memory_kind=memory_kind, device=device,
+                          definition="S(W) = sum over k seed examples of |W * dL_j/dW| (L_j: token-mean loss on "
+                                     "example j's response tokens); layer score = sum over its parameters")
+            with atomic_path(out.factors[i]) as tmp:
+                save_factors(tmp, factors)
+            plot_sensitivity(record, out.figures[i], f"{pair} on {task}: {params.models[0]} sensitivity")
+            write_json(out.records[i], record)
+            del sens, weights

@@ -1,0 +1,51 @@
+# One job per pair extracts every task's factors: one teacher load, one import of transformers.
+rule extract_seeking:
+    input:
+        teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
+        student=pair_student_dir,
+        splits=expand(f"{RUN}/data/{{task}}/extract.jsonl", task=EVAL_TASKS),
+        code=lib("seeking", "seeking_plot", "data"),
+    output:
+        factors=per_task(f"{RUN}/extract/{{pair}}/{{task}}/factors.safetensors"),
+        records=per_task(f"{RUN}/extract/{{pair}}/{{task}}/extract.json"),
+        figures=[
+            report(
+                figure,
+                caption="../report/extract.rst",
+                category="Seeking extraction",
+                labels={"pair": "{pair}", "task": task},
+            )
+            for task, figure in by_task(f"{RUN}/extract/{{pair}}/{{task}}/sensitivity.png").items()
+        ],
+    log:
+        f"{LOGS}/extract_seeking/{{pair}}.log",
+    benchmark:
+        f"{LOGS}/extract_seeking/{{pair}}.benchmark.tsv"
+    params:
+        seeking=config["seeking"],
+        rank=config["lora"]["r"],
+        tasks=EVAL_TASKS,
+        models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
+        max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["teacher"]),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        "../envs/pkt.yaml"
+    message:
+        "Extracting Seeking's LoRA factors from the teacher of {wildcards.pair} for every task"
+    script:
+        "../../scripts/extract_seeking.py"
+
+
+rule extractions:
+    input:
+        expand(
+            f"{RUN}/extract/{{pair}}/{{task}}/{{file}}",
+            pair=PAIRS,
+            task=EVAL_TASKS,
+            file=["factors.safetensors", "extract.json", "sensitivity.png"],
+        ),
