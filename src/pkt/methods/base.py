@@ -68,8 +68,12 @@ class Method:
         return get_peft_model(model, self.lora().peft_config())
 
     def export_adapter(self, model, out_dir: Path) -> None:
-        """Write the trained adapter so that peft loads it on the *vanilla* student (evaluation's path)."""
-        model.save_pretrained(str(out_dir))
+        """Write the trained adapter so that peft loads it on the *vanilla* student (evaluation's path).
+
+        Only the LoRA factors: peft would otherwise also save the full embedding and LM head whenever they
+        are LoRA targets (500 MB per adapter for Llama-2-7B), which the vanilla student already has.
+        """
+        model.save_pretrained(str(out_dir), save_embedding_layers=False)
 
     def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
         """An extra loss term for this step, or None."""
