@@ -2,7 +2,8 @@
 
 Every hostile program must come back not passed, the test process must survive, the next program must
 still be evaluated, and files outside the sandbox must be untouched. Short limits keep the file fast;
-no timings are asserted.
+no timings are asserted. Runs use the fork server (the default) unless a test says otherwise; the last
+section checks the server itself: reuse, loss during a run, shutdown, and the same setup as a spawned runner.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -19,6 +25,7 @@ from pkt.sandbox import (
     SANDBOX_UID_RANGE,
     SandboxLimits,
     SandboxResult,
+    close_fork_servers,
     humaneval_program,
     mbpp_program,
     run_program,
@@ -384,3 +391,148 @@ def test_batch_on_two_workers_keeps_order_and_statuses():
     assert statuses[7] in {"fail", "timeout"}
     assert statuses[8:] == ["pass", "error"]
     assert [r.status for r in run_programs([GOOD, WRONG], LIMITS, workers=1)] == ["pass", "fail"]
+
+
+# ------------------------------------------------------------------------------------- fork server --
+# Prints the supervisor's pid and its parent's (the fork server's, or ours for a spawned runner).
+SERVER_PIDS = prog(
+    """
+    import os
+    with open(f"/proc/{os.getppid()}/stat") as fh:
+        print(os.getppid(), fh.read().rsplit(")", 1)[1].split()[1])
+    """
+)
+
+
+def supervisor_and_parent(**kwargs) -> tuple[int, int]:
+    result = run_program(SERVER_PIDS, LIMITS, **kwargs)
+    assert result.passed, result
+    supervisor, parent = result.stdout.split()
+    return int(supervisor), int(parent)
+
+
+def proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        return None
+    return state, int(ppid)
+
+
+def running(pid: int) -> bool:
+    state = proc_state(pid)
+    return state is not None and state[0] not in "ZX"
+
+
+def wait_until_gone(pid: int, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not running(pid)
+
+
+def test_one_fork_server_serves_many_programs():
+    runs = [supervisor_and_parent() for _ in range(4)]
+    servers = {server for _, server in runs}
+    assert len(servers) == 1 and len({supervisor for supervisor, _ in runs}) == 4, runs
+    server = servers.pop()
+    assert server != os.getpid() and proc_state(server) == ("S", os.getpid())  # our child, idle
+    supervisor, parent = supervisor_and_parent(fork_server=False)
+    assert parent == os.getpid() and supervisor != server  # the one-shot runner is our own child
+
+
+def test_forked_and_spawned_supervisors_set_up_the_same_process():
+    program = prog(
+        """
+        import os, sys
+        print(sorted(os.environ), os.environ["HOME"] == os.environ["TMPDIR"] == os.getcwd())
+        print(len(os.listdir("/proc/self/fd")), os.getpgid(0) == os.getpid(), os.getsid(0) == os.getppid())
+        print(open("/proc/self/status").read().split("NoNewPrivs:")[1].split()[0], sys.argv, __name__)
+        """
+    )
+    forked, spawned = (run_program(program, LIMITS, fork_server=f) for f in (True, False))
+    assert forked.passed and spawned.passed, (forked, spawned)
+    assert forked.stdout == spawned.stdout, (forked.stdout, spawned.stdout)
+    assert forked.stdout.splitlines()[:2] == ["['HOME', 'LANG', 'PATH', 'TMPDIR'] True", "5 True True"]  # 0-2, chan, ls
+    assert re.sub(r"\d+", "N", forked.isolation) == re.sub(r"\d+", "N", spawned.isolation)  # a fresh uid each
+
+
+def test_programs_forked_from_one_server_get_fresh_randomness():
+    program = "import os, random\nprint(random.getrandbits(64), os.urandom(8).hex())\n"
+    outputs = [run_program(program, LIMITS).stdout for _ in range(3)]
+    assert all(outputs) and len(set(outputs)) == 3, outputs  # `random` is first imported after the fork
+
+
+def test_program_that_kills_its_supervisor_or_fork_server_fails_and_the_next_passes():
+    supervisor_kill = "import os\nos.kill(os.getppid(), 9)\nassert 1 == 1\n"
+    server_kill = prog(
+        """
+        import os
+        with open(f"/proc/{os.getppid()}/stat") as fh:
+            os.kill(int(fh.read().rsplit(")", 1)[1].split()[1]), 9)  # refused as root, a real kill otherwise
+        assert 1 == 1
+        """
+    )
+    for program in (supervisor_kill, server_kill):
+        result = run_program(program, LIMITS)
+        assert not result.passed and result.status in {"fail", "error"}, result
+        assert not leftover_processes(result)
+        assert_still_working()
+
+
+def test_fork_server_killed_during_a_run_fails_it_and_a_new_server_takes_over():
+    _, server = supervisor_and_parent()
+    killer = threading.Timer(0.3, os.kill, (server, signal.SIGKILL))
+    killer.start()
+    try:  # would pass if the server survived
+        result = run_program("import os, time\nprint(os.getuid(), flush=True)\ntime.sleep(1.2)\n", LIMITS)
+    finally:
+        killer.join()
+    assert result.status == "fail" and "fork server" in result.reason, result
+    uid = int(result.stdout.split()[0])
+    if uid in SANDBOX_UID_RANGE:  # the run's processes were SIGKILLed all the same (init reaps them)
+        marker = SandboxResult("fail", "", 0.0, isolation=f"uid/gid {uid}/{uid}")
+        deadline = time.monotonic() + 5.0
+        while leftover_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not leftover_processes(marker)
+    _, new_server = supervisor_and_parent()
+    assert new_server != server and not running(server)
+
+
+def test_two_workers_give_the_same_verdicts_as_one():
+    limits = SandboxLimits(timeout_s=1.0, cpu_s=5, memory_mb=512, max_processes=32, max_file_mb=1)
+    programs = [
+        GOOD,
+        WRONG,
+        HOSTILE["endless_loop"][0],
+        "def f(:\n",
+        HOSTILE["sys_exit_0"][0],
+        humaneval_program(PROMPT, "    return a + b\n", TEST, "add"),
+        "import time\ntime.sleep(5)\n",
+        "1 / 0\n",
+        HOSTILE["os_exit_0"][0],
+        GOOD.replace("2, 3) == 5", "20, 3) == 23"),
+    ]
+    one = [(r.status, r.reason) for r in run_programs(programs, limits, workers=1)]
+    two = [(r.status, r.reason) for r in run_programs(programs, limits, workers=2)]
+    assert one == two, (one, two)
+    statuses = ["pass", "fail", "timeout", "error", "fail", "pass", "timeout", "fail", "fail", "pass"]
+    assert [status for status, _ in one] == statuses, one
+
+
+def test_no_fork_server_is_left_behind():
+    _, server = supervisor_and_parent()
+    close_fork_servers()
+    assert proc_state(server) is None  # exited at EOF and reaped by us
+    assert supervisor_and_parent()[1] != server  # the next run starts a new one
+    close_fork_servers()
+    # A parent killed without any cleanup: the kernel closes its socket end, the server sees EOF and exits.
+    code = "import os, sys\nfrom pkt.sandbox import run_program\nprint(run_program(sys.argv[1]).stdout, flush=True)\n"
+    code += "os.kill(os.getpid(), 9)\n"
+    child = subprocess.run([sys.executable, "-c", code, SERVER_PIDS], capture_output=True, text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+    orphan = int(child.stdout.split()[1])
+    assert wait_until_gone(orphan), proc_state(orphan)

@@ -1,31 +1,50 @@
-"""Trusted runner for :mod:`pkt.sandbox`, started as ``python -I -S -B _sandbox_runner.py`` in a new session.
+"""Trusted runner for :mod:`pkt.sandbox`: the *supervisor* of one run, or a *fork server* that makes them.
 
-Stdlib only, no ``pkt`` imports: it runs right next to untrusted code. stdin carries one JSON config (limits,
-uid/gid, fd numbers, program, nonce); it is read to EOF and replaced by /dev/null, so the nonce is never in
-argv, the environment or the source. This process, the *supervisor*, isolates what the OS allows, becomes a
-child subreaper and forks the *program process* into its own process group; it enforces the wall-clock
-timeout, kills every leftover process and reports (program pgid, then how it ended) on ``report_fd``, which
-the program never holds. The program process sets rlimits, drops privileges and ``exec``s the program; on
-``chan_fd`` it writes a failure reason or, from the ``_install_guard`` audit hook once the runner's own
-``exec`` call returned normally, ``pass <nonce>``.
+Stdlib only, no ``pkt`` imports: it runs right next to untrusted code. Started as ``python -I -S -B
+_sandbox_runner.py`` in a new session with a minimal environment, it works in one of two modes:
+
+* **One-shot**: stdin carries one JSON config (limits, uid/gid, fd numbers, program, nonce, environment); it is
+  read to EOF and replaced by /dev/null, and this process supervises that one run.
+* **Fork server** (``--fork-server FD``): FD is one end of a ``SOCK_SEQPACKET`` socketpair with the parent, and
+  the process imports everything once, then serves one request at a time and never runs untrusted code:
+  ``run`` with five fds attached (SCM_RIGHTS: config, stdout, stderr, chan, report) -> ``pid N``: it forks a
+  supervisor and closes its copies of the fds; ``reap N`` -> ``exit CODE``: SIGKILL the process group N (the
+  supervisor's, unreaped until now, so its id cannot have been reused) and reap N; anything else, or a
+  failed fork, -> ``error TEXT``. It exits at EOF (the parent closed its end or died) without waiting for
+  supervisors still running; they finish their runs on their own, as in one-shot mode. The forked supervisor
+  closes the socket and every fd it was not given, calls ``setsid``, puts /dev/null, stdout, stderr, chan
+  and report on fds 0-4, reads the config from its fd (so this server never holds a nonce), chdirs to the
+  workdir, sets the environment, and then does exactly what a one-shot runner does (:func:`supervise`).
+
+The supervisor isolates what the OS allows (namespaces and mounts: ``_sandbox_isolation.py`` next to this
+file, imported by path since ``-I`` leaves this directory off ``sys.path``), becomes a child subreaper and
+forks the *program process* into its own process group; it enforces the wall-clock timeout, kills every
+leftover process and reports (program pgid, then how it ended) on ``report_fd``, which the program never
+holds. The program process sets rlimits, drops privileges and ``exec``s the program; on ``chan_fd`` it
+writes a failure reason or, from the ``_install_guard`` audit hook once the runner's own ``exec`` call
+returned normally, ``pass <nonce>``.
 """
 
 import builtins
 import contextlib
-import ctypes
+import fcntl
 import json
 import os
 import resource
 import select
 import signal
+import socket
 import sys
 import time
 import types
 
-_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I left our own directory out
+try:
+    from _sandbox_isolation import isolate, prctl
+finally:
+    del sys.path[0]
+
 _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 4, 36, 38
-_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 _PROGRAM_FILE = "<program>"
 # Imported before the privilege drop when the drop would leave the Python install unreadable.
 _PRELOAD = ("array asyncio bisect cmath collections copy dataclasses datetime decimal enum fractions functools hashlib"
@@ -36,106 +55,6 @@ _PRELOAD = ("array asyncio bisect cmath collections copy dataclasses datetime de
 _DENIED_EVENTS = frozenset({"sys.settrace", "sys.setprofile", "sys._getframe", "sys._current_frames",
                             "sys._current_exceptions", "gc.get_objects", "gc.get_referrers", "gc.get_referents"})
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_code"})
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _libc_call(name: str, *args: object) -> None:
-    """Call a libc function that returns 0 on success; raise OSError with errno otherwise."""
-    if getattr(_LIBC, name)(*args) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{name}: {os.strerror(err)}")
-
-
-def _prctl(option: int, value: int, required: bool = True) -> None:
-    with contextlib.suppress(*(() if required else (OSError,))):
-        _libc_call("prctl", option, *(ctypes.c_ulong(v) for v in (value, 0, 0, 0)))
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = [None if text is None else text.encode() for text in (source, target, fstype, data)]
-    _libc_call("mount", enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3])
-
-
-def _isolate(cfg: dict) -> list[str]:
-    """Enter namespaces and hide the host file system where allowed; return notes on what applied."""
-    if cfg["uid"] is None:
-        return ["no privilege drop (not root)", _user_netns()]
-    notes = [f"privileges dropped to uid/gid {cfg['uid']}/{cfg['gid']}"]
-    try:
-        _libc_call("unshare", _CLONE_NEWNET)
-        notes.append("network namespace (no interfaces up)")
-    except OSError as exc:
-        notes.append(f"network NOT isolated ({exc.strerror})")
-    try:
-        _libc_call("unshare", _CLONE_NEWNS)
-        _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-        _mask_file_system(cfg)
-        notes.append("mount namespace: workdir, /tmp, /var/tmp, /dev/shm are private tmpfs")
-    except OSError as exc:  # our cwd is still the on-disk workdir the parent made
-        notes.append(f"mount isolation failed ({exc.strerror}): workdir on disk, /tmp shared")
-        masks, shared = _masks(cfg["workdir"])
-        if set(masks) - shared:  # e.g. a pyenv under a 0700 /root: the dropped uid can import nothing new
-            cfg["preload"] = True
-            notes.append("Python install not readable by the sandbox uid: only preloaded stdlib modules")
-    return notes
-
-
-def _user_netns() -> str:
-    """Unprivileged network isolation: a user namespace mapping our own ids, plus a network namespace."""
-    uid, gid = os.getuid(), os.getgid()
-    try:
-        _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWNET)
-        maps = {"setgroups": "deny", "uid_map": f"{uid} {uid} 1", "gid_map": f"{gid} {gid} 1"}
-        for name, text in maps.items():
-            with open(f"/proc/self/{name}", "w") as fh:
-                fh.write(text)
-    except OSError as exc:
-        return f"network NOT isolated ({exc.strerror})"
-    return "network namespace via user namespace"
-
-
-def _masks(workdir: str) -> tuple[dict[str, set[str]], set[str]]:
-    """Directories to cover with a tmpfs -> entries to bind back. Shared temp dirs are always covered; an
-    ancestor of the Python install that the sandbox uid cannot search (a 0700 /root holding a pyenv) is
-    covered too, keeping only the entries on the way to Python (the rest of /root disappears)."""
-    shared = {os.path.realpath(d) for d in _SHARED_TMP if os.path.isdir(d)}
-    masks: dict[str, set[str]] = {d: set() for d in shared}
-    python = [*sys.path, sys.prefix, sys.base_prefix, sys.executable, os.path.realpath(sys.executable)]
-    for path in sorted({os.path.realpath(p) for p in python if p and os.path.exists(p)} | {workdir}):
-        parts = path.strip("/").split("/")
-        for depth in range(1, len(parts)):
-            parent, child = "/" + "/".join(parts[:depth]), parts[depth]
-            if parent in shared:
-                if path != workdir:  # the workdir gets a fresh mount point instead
-                    masks[parent].add(child)
-            elif not os.stat(parent).st_mode & 0o001:
-                masks.setdefault(parent, set()).add(child)
-    return masks, shared
-
-
-def _mask_file_system(cfg: dict) -> None:
-    """Cover the masks with tmpfs, bind the kept entries back, and mount a private tmpfs workdir."""
-    workdir, mb = cfg["workdir"], cfg["max_file_mb"]
-    masks, shared = _masks(workdir)
-    keep = {f"{d}/{c}": os.open(f"{d}/{c}", os.O_PATH) for d in masks for c in masks[d]}
-    try:
-        for directory in sorted(masks):
-            opts = f"mode=1777,size={mb}m" if directory in shared else "mode=755,size=1m"
-            _mount("tmpfs", directory, "tmpfs", _MS_NOSUID | _MS_NODEV, opts + ",nr_inodes=10000")
-            for child in masks[directory]:
-                path, source = f"{directory}/{child}", f"/proc/self/fd/{keep[f'{directory}/{child}']}"
-                if os.path.isdir(source):
-                    os.mkdir(path)
-                else:
-                    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-                _mount(source, path, None, _MS_BIND | _MS_REC)
-    finally:
-        for fd in keep.values():
-            os.close(fd)
-    os.makedirs(workdir, exist_ok=True)
-    opts = f"mode=700,uid={cfg['uid']},gid={cfg['gid']},size={4 * mb}m,nr_inodes=10000"
-    _mount("tmpfs", workdir, "tmpfs", _MS_NOSUID | _MS_NODEV, opts)
-    os.chdir(workdir)
 
 
 def _wait_exit(pid: int, timeout_s: float) -> bool:
@@ -200,14 +119,11 @@ def _sweep() -> None:
             time.sleep(0.001)
 
 
-def _read_config() -> dict:
-    """The parent's JSON config from stdin, which is then replaced by /dev/null."""
+def _read_config(fd: int) -> dict:
+    """The parent's JSON config, read to EOF from ``fd``."""
     chunks = []
-    while chunk := os.read(0, 1 << 16):
+    while chunk := os.read(fd, 1 << 16):
         chunks.append(chunk)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
     return json.loads(b"".join(chunks))
 
 
@@ -215,12 +131,12 @@ def _write_json(fd: int, record: dict) -> None:
     os.write(fd, b"\n" + json.dumps(record).encode() + b"\n")
 
 
-def main() -> None:
-    cfg = _read_config()
+def supervise(cfg: dict) -> None:
+    """One run, with fds 0-2, ``chan_fd``, ``report_fd``, cwd and environment in place; never returns."""
     sys.path.extend(cfg["site_dirs"])  # started with -S: installed packages without running site/.pth
-    notes = _isolate(cfg)
-    _prctl(_PR_SET_DUMPABLE, 0, required=False)  # no /proc/<pid>/mem or ptrace by a same-uid program
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1, required=False)
+    notes = isolate(cfg)
+    prctl(_PR_SET_DUMPABLE, 0, required=False)  # no /proc/<pid>/mem or ptrace by a same-uid program
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, required=False)
     pid = os.fork()
     if pid == 0:
         os.close(cfg["report_fd"])
@@ -244,6 +160,85 @@ def main() -> None:
         report["exit"] = os.waitstatus_to_exitcode(status)
     _write_json(cfg["report_fd"], report)
     os._exit(0)  # skip interpreter teardown
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--fork-server"]:
+        _serve(int(sys.argv[2]))
+    cfg = _read_config(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)  # the nonce's pipe is gone before the program exists
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    supervise(cfg)
+
+
+# --------------------------------------------------------------------------------------- fork server --
+def _serve(sock_fd: int) -> None:
+    """Answer ``run`` / ``reap`` requests (module doc) one at a time until EOF; never returns."""
+    prctl(_PR_SET_DUMPABLE, 0, required=False)  # a same-uid program (not root) cannot ptrace us
+    sock = socket.socket(fileno=sock_fd)
+    children: set[int] = set()
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, 256, 8)
+        except OSError:
+            break
+        if not data:
+            break
+        words = data.decode("ascii", "replace").split()
+        try:
+            if words == ["run"] and len(fds) == 5:
+                pid = os.fork()
+                if pid == 0:
+                    _supervise_forked(sock, fds)
+                children.add(pid)
+                reply = f"pid {pid}"
+            elif len(words) == 2 and words[0] == "reap" and words[1].isdigit() and int(words[1]) in children:
+                pid = int(words[1])
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)  # pid is our unreaped child: the group cannot be reused
+                status = os.waitpid(pid, 0)[1]
+                children.discard(pid)
+                reply = f"exit {os.waitstatus_to_exitcode(status)}"
+            else:
+                reply = "error bad request"
+        except OSError as exc:
+            reply = f"error {exc}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            sock.send(reply.encode())
+        except OSError:
+            break
+    os._exit(0)
+
+
+def _supervise_forked(sock: socket.socket, fds: list[int]) -> None:
+    """In a fresh fork of the fork server: set up fds, session, cwd and environment, then supervise."""
+    try:
+        sock.detach()  # closed below by number; the object must never close a reused number
+        os.setsid()
+        config_fd, *streams = fds
+        os.lseek(config_fd, 0, os.SEEK_SET)
+        cfg = _read_config(config_fd)
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in (os.open(os.devnull, os.O_RDONLY), *streams)]
+        for number, fd in enumerate(moved):  # 0: /dev/null, 1: stdout, 2: stderr, 3: chan, 4: report
+            os.dup2(fd, number)
+        os.closerange(len(moved), max(os.sysconf("SC_OPEN_MAX"), 1024))
+        cfg["chan_fd"], cfg["report_fd"] = 3, 4
+        os.chdir(cfg["workdir"])
+        os.environ.clear()
+        os.environ.update(cfg["env"])
+        del sys.argv[1:]
+        supervise(cfg)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        os._exit(70)
 
 
 # -------------------------------------------------------------------------------------- program side --
@@ -356,8 +351,8 @@ def _program_process(cfg: dict) -> None:
     try:
         _apply_limits(cfg)
         _drop_privileges(cfg["uid"], cfg["gid"])
-        _prctl(_PR_SET_NO_NEW_PRIVS, 1, required=False)  # setuid binaries gain nothing
-        _prctl(_PR_SET_DUMPABLE, 0, required=False)  # setuid() resets it; keep /proc/self/mem closed
+        prctl(_PR_SET_NO_NEW_PRIVS, 1, required=False)  # setuid binaries gain nothing
+        prctl(_PR_SET_DUMPABLE, 0, required=False)  # setuid() resets it; keep /proc/self/mem closed
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; we want a clear kill instead
     except (OSError, ValueError) as exc:
         _write_json(chan_fd, {"kind": "error", "reason": f"sandbox setup failed: {exc}"})

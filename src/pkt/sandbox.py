@@ -1,7 +1,7 @@
 """Run untrusted generated Python (HumanEval / MBPP completions + tests) and decide pass@1 verdicts.
 
-Each program runs in its own process tree under a trusted runner (``_sandbox_runner.py``; its docstring has
-the protocol) in a new session: fresh working directory (deleted afterwards), stdin on /dev/null, a minimal
+Each program runs in its own process tree under a trusted supervisor (``_sandbox_runner.py``; its docstring
+has the protocols) in a new session: fresh working directory (deleted afterwards), stdin on /dev/null, a minimal
 environment (PATH, LANG, HOME = TMPDIR = the workdir), RLIMIT_CPU/AS/NPROC/FSIZE from :class:`SandboxLimits`
 (and RLIMIT_CORE = 0), a wall-clock timeout, and afterwards SIGKILL for every process it left behind. The
 program runs as module ``__sandbox__`` (so ``if __name__ == "__main__":`` blocks stay off, as in the
@@ -10,26 +10,38 @@ not processed).
 
 Isolation actually applied (recorded per run in ``SandboxResult.isolation``):
 
-* **As root** (CI): a fresh uid/gid from :data:`SANDBOX_UID_RANGE` per run (65534 if that range is not
-  mapped in our user namespace), so RLIMIT_NPROC stops fork bombs, root-owned files and processes (the
-  caller, the supervisor) are out of reach, and cleanup can kill that uid's processes atomically. Plus a
+* **As root** (CI): a fresh uid/gid from :data:`SANDBOX_UID_RANGE` per run (65534 if that range is not mapped
+  in our user namespace), so RLIMIT_NPROC stops fork bombs, root-owned files and processes (the caller, the
+  fork server, the supervisor) are out of reach, and cleanup can kill that uid's processes atomically. Plus a
   network namespace (no interfaces up) and a private mount namespace where the workdir, /tmp, /var/tmp and
   /dev/shm are small fresh tmpfs mounts and any directory the uid cannot search on the way to the Python
   install (a 0700 /root holding pyenv) is covered, keeping only the Python entries. Where unshare/mount is
-  refused (a container without CAP_SYS_ADMIN) the run goes on with a note: workdir on disk (owned by the
-  uid, under a root-owned 0711 dir), /tmp and /dev/shm shared, network open, and - if the Python install is
+  refused (a container without CAP_SYS_ADMIN) the run goes on with a note: workdir on disk (owned by the uid,
+  under a root-owned 0711 dir), /tmp and /dev/shm shared, network open, and - if the Python install is
   unreadable for the uid - only a preloaded set of stdlib modules importable.
 * **Not root**: no privilege drop is possible, and the result says so. The program runs as the caller's uid
   and can read, write and signal whatever the caller can; RLIMIT_NPROC counts all of that uid's processes; a
-  user + network namespace is tried. ``os.kill(os.getppid(), 9)`` hits the runner, not the caller: the run
-  fails, the program's process group is killed and the evaluation goes on (a program that calls ``setsid``
-  before killing its runner can outlive the run).
+  user + network namespace is tried. ``os.kill(os.getppid(), 9)`` hits the supervisor (and its parent's
+  pid the fork server), not the caller: the run fails, the program's process group is killed and the
+  evaluation goes on (a program that calls ``setsid`` before killing its supervisor can outlive the run).
 
-Pass rule: ``passed`` only if the runner's ``exec`` of the program returned normally (every statement ran,
-so every assertion held) AND the program process exited 0. Completion is proven by a per-run random nonce,
-given to the runner on stdin (never argv, env or source) and written to a private channel by an audit hook
-when the runner - not the program - reports completion. ``sys.exit(0)``, ``os._exit(0)``, printing
-"passed", ``raise SystemExit(0)`` in a test, or patching ``builtins`` / ``AssertionError`` all fail.
+Fork server: starting a fresh ``python -I -S -B _sandbox_runner.py`` (and its imports) per program cost most
+of a run, so by default each worker thread borrows a long-lived *fork server* from a pool: the same runner
+started once with ``--fork-server``, a minimal environment and a new session, which forks one supervisor per
+program. The parent sends the config in a memfd plus the output, channel and report files over a Unix
+socketpair (SCM_RIGHTS) and gets the supervisor's pid; it waits on a pidfd (the supervisor stays unreaped),
+and then the server SIGKILLs the supervisor's process group and reaps it, so the ids cannot be reused in
+between, as with a direct child. The server never holds a nonce or runs untrusted code; it exits when the
+parent closes its socket or dies, and :func:`close_fork_servers` / interpreter exit close the pool. If it
+dies or stops answering during a run, the supervisor is killed through its pidfd, the leftovers are swept
+as for a dead runner, the run fails (never passes), and the next run starts a new server.
+``fork_server=False`` spawns one runner per program instead (the reference for the benchmark).
+
+Pass rule: ``passed`` only if the runner's ``exec`` of the program returned normally (every statement ran, so
+every assertion held) AND the program process exited 0. Completion is proven by a per-run random nonce, given
+to the supervisor in its config (stdin or memfd; never argv, env or source) and written to a private channel
+by an audit hook when the runner - not the program - reports completion. ``sys.exit(0)``, ``os._exit(0)``,
+printing "passed", ``raise SystemExit(0)`` in a test, or patching ``builtins`` / ``AssertionError`` all fail.
 
 Known limits:
 
@@ -44,6 +56,8 @@ Known limits:
 * Memory is capped per process (``max_processes`` x ``memory_mb`` for a tree). Disk is capped per file,
   and in total only with the tmpfs workdir. Other processes' /proc entries (command lines) stay readable.
 * Status and reason of a failing run are advisory (the program can choose how it fails, never to pass).
+* Supervisors forked from one server share its start-up state: address-space layout (ASLR) and the str hash
+  seed are the same for every program that server runs (each one-shot runner got fresh ones).
 """
 
 from __future__ import annotations
@@ -53,11 +67,9 @@ import functools
 import json
 import os
 import secrets
-import select
 import signal
 import site
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -66,10 +78,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from pkt._sandbox_pool import (
+    RUNNER_ARGV,
+    ServerLost,
+    close_fork_servers,  # noqa: F401 - part of this module's interface
+    pidfd_exited,
+    return_server,
+    take_server,
+)
+
 STATUSES = ("pass", "fail", "timeout", "error")
 SANDBOX_UID_RANGE = range(2_000_000, 3_000_000)
 _NOBODY = 65534  # fallback when SANDBOX_UID_RANGE is not mapped in our user namespace
-_RUNNER = Path(__file__).with_name("_sandbox_runner.py")
 _GRACE_S = 2.0  # + timeout/4: runner start-up and cleanup allowance before the parent's backstop kill
 _TAIL_CHARS = 2000
 _SIGNAL_NOTES = {
@@ -133,20 +153,23 @@ def mbpp_program(code: str, test_list: Sequence[str], test_setup_code: str = "")
 
 
 def run_programs(
-    programs: Sequence[str], limits: SandboxLimits = DEFAULT_LIMITS, workers: int = 2
+    programs: Sequence[str], limits: SandboxLimits = DEFAULT_LIMITS, workers: int = 2, *, fork_server: bool = True
 ) -> list[SandboxResult]:
     """Run many programs, ``workers`` at a time (threads, each waiting on its own process); order kept."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    run = functools.partial(run_program, limits=limits)
+    run = functools.partial(run_program, limits=limits, fork_server=fork_server)
     if workers == 1 or len(programs) < 2:
         return [run(p) for p in programs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
         return list(pool.map(run, programs))
 
 
-def run_program(program: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxResult:
-    """Run one full program (solution + tests); it passes iff it completes without exception (module doc)."""
+def run_program(program: str, limits: SandboxLimits = DEFAULT_LIMITS, *, fork_server: bool = True) -> SandboxResult:
+    """Run one full program (solution + tests); it passes iff it completes without exception (module doc).
+
+    ``fork_server=False`` (or a system without pidfd/memfd) spawns a fresh runner instead of forking one.
+    """
     start = time.monotonic()
     ids = _sandbox_ids()
     try:
@@ -156,7 +179,12 @@ def run_program(program: str, limits: SandboxLimits = DEFAULT_LIMITS) -> Sandbox
             files = [stack.enter_context(tempfile.TemporaryFile()) for _ in ("out", "err", "chan", "report")]
             workdir = _make_workdir(os.path.realpath(base), ids)
             nonce = secrets.token_hex(16)
-            returncode, backstop = _launch(program, limits, workdir, ids, nonce, files)
+            launch = _launch_forked if fork_server and _fork_server_usable() else _launch
+            try:
+                returncode, backstop = launch(program, limits, workdir, ids, nonce, files)
+            except ServerLost as exc:
+                duration = round(time.monotonic() - start, 4)
+                return SandboxResult("fail", str(exc), duration, _tail_text(files[0]), _tail_text(files[1]))
             return _verdict(limits, returncode, backstop, nonce, files, time.monotonic() - start)
     except OSError as exc:
         return SandboxResult("error", f"sandbox could not run the program: {exc}", time.monotonic() - start)
@@ -198,6 +226,25 @@ def _make_workdir(base: str, ids: tuple[int, int] | None) -> str:
     return workdir
 
 
+def _config(
+    program: str, limits: SandboxLimits, workdir: str, ids: tuple[int, int] | None, nonce: str, fds: tuple[int, int]
+) -> dict:
+    """The runner's JSON config (never in argv or the environment: it holds the nonce)."""
+    return {
+        **asdict(limits),
+        "program": program,
+        "nonce": nonce,
+        "workdir": workdir,
+        "env": {"PATH": os.defpath, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"},
+        "uid": ids[0] if ids else None,
+        "gid": ids[1] if ids else None,
+        "private_uid": ids is not None and ids[0] in SANDBOX_UID_RANGE,
+        "site_dirs": _site_dirs(),
+        "chan_fd": fds[0],
+        "report_fd": fds[1],
+    }
+
+
 def _launch(
     program: str,
     limits: SandboxLimits,
@@ -206,29 +253,17 @@ def _launch(
     nonce: str,
     files: list[IO[bytes]],
 ) -> tuple[int, bool]:
-    """Start the runner, hand it its config on stdin, wait; return (runner exit code, backstop fired)."""
+    """Spawn a one-shot runner, hand it its config on stdin, wait; return (exit code, backstop fired)."""
     out, err, chan, report = files
-    config = {
-        **asdict(limits),
-        "program": program,
-        "nonce": nonce,
-        "workdir": workdir,
-        "uid": ids[0] if ids else None,
-        "gid": ids[1] if ids else None,
-        "private_uid": ids is not None and ids[0] in SANDBOX_UID_RANGE,
-        "site_dirs": _site_dirs(),
-        "chan_fd": chan.fileno(),
-        "report_fd": report.fileno(),
-    }
-    env = {"PATH": os.defpath, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+    config = _config(program, limits, workdir, ids, nonce, (chan.fileno(), report.fileno()))
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-B", str(_RUNNER)],  # -S: no .pth processing, 6 ms faster
+        RUNNER_ARGV,
         stdin=subprocess.PIPE,
         stdout=out,
         stderr=err,
         pass_fds=(chan.fileno(), report.fileno()),
         cwd=workdir,
-        env=env,
+        env=config["env"],
         start_new_session=True,
     )
     backstop = True
@@ -237,7 +272,7 @@ def _launch(
             proc.stdin.write(json.dumps(config).encode())
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
-        backstop = not _exited(proc, 1.25 * limits.timeout_s + _GRACE_S)
+        backstop = not _exited(proc, _backstop_s(limits))
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # unreaped runner: its pgid cannot have been reused
@@ -252,6 +287,10 @@ def _site_dirs() -> tuple[str, ...]:
     return tuple(p for p in site.getsitepackages() if os.path.isdir(p))
 
 
+def _backstop_s(limits: SandboxLimits) -> float:
+    return 1.25 * limits.timeout_s + _GRACE_S
+
+
 def _exited(proc: subprocess.Popen, timeout_s: float) -> bool:
     """Wait for the runner to exit *without reaping it* (pidfd), so killpg afterwards is race-free."""
     try:
@@ -263,11 +302,65 @@ def _exited(proc: subprocess.Popen, timeout_s: float) -> bool:
         except subprocess.TimeoutExpired:
             return False
     try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(timeout_s * 1000))
+        return pidfd_exited(pidfd, timeout_s)
     finally:
         os.close(pidfd)
+
+
+@functools.cache
+def _fork_server_usable() -> bool:
+    """pidfd_open (wait for a non-child), pidfd_send_signal and memfd_create exist and work here."""
+    if not all(hasattr(m, n) for m, n in ((os, "pidfd_open"), (os, "memfd_create"), (signal, "pidfd_send_signal"))):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def _launch_forked(
+    program: str,
+    limits: SandboxLimits,
+    workdir: str,
+    ids: tuple[int, int] | None,
+    nonce: str,
+    files: list[IO[bytes]],
+) -> tuple[int, bool]:
+    """Have a pooled fork server fork a supervisor, wait, kill + reap; return (exit code, backstop fired)."""
+    config = json.dumps(_config(program, limits, workdir, ids, nonce, (3, 4))).encode()
+    server, healthy, pidfd = take_server(), False, None
+    deadline = time.monotonic() + _backstop_s(limits)
+    try:
+        with open(os.memfd_create("pkt-sandbox-config"), "wb") as config_file:  # the server never reads it
+            config_file.write(config)
+            config_file.flush()
+            word, rest = server.ask("run", [config_file.fileno(), *(f.fileno() for f in files)])
+        if word != "pid":
+            healthy = True
+            raise OSError(f"sandbox fork server: {word} {rest}")
+        pidfd = os.pidfd_open(int(rest))  # the supervisor stays unreaped until we ask: no pid reuse
+        backstop = not pidfd_exited(pidfd, _backstop_s(limits), server.sock)  # (socket: EOF, early)
+        word, rest = server.ask(f"reap {rest}")  # the server SIGKILLs its process group, then reaps it
+        if word != "exit":
+            raise ServerLost(f"sandbox fork server could not reap the supervisor: {rest}")
+        healthy = True
+    except BaseException as exc:
+        if pidfd is not None:  # a supervisor that lost its server still times out, kills and sweeps: let it
+            left = deadline - time.monotonic() if isinstance(exc, ServerLost) else 0.0
+            if not pidfd_exited(pidfd, max(0.0, left)):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # by pidfd: right process even if reparented
+        _kill_orphans(files[3], ids)
+        raise
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+        return_server(server, healthy)
+    returncode = int(rest)
+    if returncode != 0 or backstop:  # the supervisor could not clean up after the program: we do
+        _kill_orphans(files[3], ids)
+    return returncode, backstop
 
 
 def _kill_orphans(report: IO[bytes], ids: tuple[int, int] | None) -> None:
