@@ -125,6 +125,20 @@ def hooked_passes(device: str, k: int) -> float:
     return time.perf_counter() - t0
 
 
+def bf16_agreement(k: int) -> tuple[float, list[int], list[int]]:
+    """On CUDA: layer scores of a bf16 sensitivity pass against fp32 on the same model and examples."""
+    from pkt.seeking import choose_layers, layer_scores
+
+    scores = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        model, examples = tiny_llama("cuda").to(dtype=dtype), seed_examples(k, "cuda")
+        sens, _ = sensitivity(model, examples, disable_progress=True)
+        scores[dtype] = layer_scores(sens, 4)[0]
+    exact, low = scores[torch.float32], scores[torch.bfloat16]
+    worst = max(abs(a - b) / abs(a) for a, b in zip(exact, low))
+    return worst, choose_layers(exact, 2), choose_layers(low, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -157,6 +171,10 @@ def main() -> None:
     print(f"   sensitivity pass (hooks, fp32 |W*g| sum): {hooked_s:9.2f} s   peak +{hooked_mb:7.1f} MB")
     print(f"   ratio sensitivity / plain: {hooked_s / plain_s:.2f}x time,"
           f" {hooked_mb / max(plain_mb, 1e-9):.2f}x memory")
+    if args.device.startswith("cuda"):
+        worst, exact, low = bf16_agreement(args.k)
+        print(f"3. bf16 vs fp32 sensitivity on CUDA: largest relative layer-score difference {worst:.2e};"
+              f" top-2 layers fp32 {exact}, bf16 {low}")
 
 
 if __name__ == "__main__":

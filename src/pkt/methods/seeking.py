@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ import torch
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.seeking import load_factors, stack_adapter, subtract_delta
 
+log = logging.getLogger(__name__)
 FACTORS = "factors.safetensors"
 PEFT_PREFIX = "base_model.model."
 LORA_KEYS = {"lora_A.weight": "A", "lora_B.weight": "B", "lora_embedding_A": "A", "lora_embedding_B": "B"}
@@ -51,12 +53,16 @@ class Seeking(Method):
         return path
 
     def init_adapter(self, model, tokenizer):
+        """W <- W - s B0 A0 in the base model, then a peft LoRA whose extracted modules start at (B0, A0)."""
         from peft import get_peft_model
 
         factors = load_factors(self.factors_path())
         settings = self.lora()
         leaves = sorted({module.rsplit(".", 1)[-1] for module in factors})
-        targets = list(dict.fromkeys([*settings.target_modules, *leaves]))  # embed_tokens / lm_head join
+        targets = list(dict.fromkeys([*settings.target_modules, *leaves]))
+        if len(targets) > len(settings.target_modules):
+            log.info("seeking: LoRA also on %s (extracted, not in lora.target_modules)",
+                     targets[len(settings.target_modules):])
         config = dataclasses.replace(settings, target_modules=targets).peft_config()
         for name, (b, a) in factors.items():
             if b.shape[1] != settings.r or a.shape[0] != settings.r:
