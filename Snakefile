@@ -8,6 +8,7 @@
 #   importance/<model>/<task>.json  score_importance  per-layer gradient x activation (extract split)
 #   pairing/<pair>/<task>.{json,png} pair_layers    depth-aware teacher/student pairing + figure
 #   extract/<pair>/<task>/      extract_seeking    Seeking's LoRA factors from the teacher + extract.json + figure
+#   targets/<pair>/<task>/      teacher_targets    SemAlign's mapped teacher signals (memory-mapped .npy + index)
 #   eval/<method>/<pair>/<task>/seed<k>.json  evaluate  lm-eval result + provenance (+ .samples.jsonl)
 #                               (method "vanilla": the pair slot names the model evaluated)
 #   adapters/<method>/<pair>/<task>/seed<k>/  train   LoRA adapter + training.json (loss curve)
@@ -33,6 +34,7 @@ include: "workflow/rules/probe.smk"
 include: "workflow/rules/importance.smk"
 include: "workflow/rules/pairing.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/targets.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"

@@ -1,4 +1,4 @@
-"""Rule evaluate: every lm-eval task on one model (+ each task's adapter), loaded once."""
+"""Rule evaluate: every lm-eval task on one model, for every seed's task adapters, with one model load."""
 
 from pathlib import Path
 
@@ -9,24 +9,33 @@ from pkt.evaluate import config_hash, load_lm, run_task, use_adapter
 from pkt.io import sha256_dir, write_json, write_jsonl
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 
+
+def adapter_name(task: str, seed: int) -> str:
+    return f"{task}-seed{seed}"
+
+
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         set_offline()
-        seed, params, wc = int(snakemake.wildcards.seed), snakemake.params, snakemake.wildcards
-        setup_torch(snakemake.threads, seed)
+        params, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
+        setup_torch(snakemake.threads)
         tasks.set_code_workers(snakemake.threads)
         ev = params.evaluation
-        adapters = dict(zip(params.tasks, snakemake.input.get("adapters", []))) or None
-        lm = load_lm(snakemake.input.model, adapters, batch_size=ev["batch_size"],
+        adapters = {adapter_name(task, seed): path for seed, by_task in params.adapters.items()
+                    for task, path in by_task.items()}
+        lm = load_lm(snakemake.input.model, adapters or None, batch_size=ev["batch_size"],
                      device=resolve_device(params.device), max_length=params.max_length)
         # A model is identified by the sha256 of its directory's files (cheap for toy models).
         model = {"name": params.model_name, "path": snakemake.input.model, "sha256": sha256_dir(snakemake.input.model)}
-        for task, result_path, samples_path in zip(params.tasks, snakemake.output.results, snakemake.output.samples):
-            if adapters:
-                use_adapter(lm, task)
+        runs = [(seed, task) for seed in params.seeds for task in params.tasks]  # the order of the outputs
+        for (seed, task), result_path, samples_path in zip(runs, out.results, out.samples):
+            setup_torch(snakemake.threads, int(seed))
+            adapter = params.adapters[seed][task] if adapters else None
+            if adapter:
+                use_adapter(lm, adapter_name(task, seed))
             summary, samples = run_task(lm, task, Path(snakemake.input.tasks[0]).parent, data=params.data[task],
-                                        apply_chat_template=ev["apply_chat_template"], limit=ev["limit"], seed=seed)
-            adapter = adapters[task] if adapters else None
+                                        apply_chat_template=ev["apply_chat_template"], limit=ev["limit"],
+                                        seed=int(seed))
             result = {
                 **summary,
                 "method": wc.method,

@@ -1,4 +1,4 @@
-"""Rule train: one method's adapter for every task, for one pair and seed (pkt.train, any method)."""
+"""Rule train: one method's adapter for every seed and task, for one pair (pkt.train, any method)."""
 
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 from pkt.train import train
@@ -7,17 +7,18 @@ if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         set_offline()
         wc, params = snakemake.wildcards, snakemake.params
-        for task, split in params.splits.items():
-            setup_torch(snakemake.threads, int(wc.seed))
-            train(
-                method=wc.method,
-                method_settings=params.method_settings,
-                student_dir=snakemake.input.student,
-                train_split=split,
-                out_dir=params.adapters[task],
-                checkpoint_dir=params.checkpoints[task],
-                settings=params.train,
-                seed=int(wc.seed),
-                device=resolve_device(params.device),
-                inputs=params.method_inputs[task],
-            )
+        for seed, adapters in params.adapters.items():
+            for task, split in params.splits.items():
+                setup_torch(snakemake.threads, int(seed))
+                train(
+                    method=wc.method,
+                    method_settings=params.method_settings,
+                    student_dir=snakemake.input.student,
+                    train_split=split,
+                    out_dir=adapters[task],
+                    checkpoint_dir=params.checkpoints[seed][task],
+                    settings=params.train,
+                    seed=int(seed),
+                    device=resolve_device(params.device),
+                    inputs=params.method_inputs[task],
+                )

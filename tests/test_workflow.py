@@ -25,9 +25,10 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["prepare_model"] == 2
     assert jobs["probe"] == 2
     assert jobs["score_importance"] == 2 and jobs["pair_layers"] == 1  # one job per model / pair, every task
-    assert jobs["extract_seeking"] == 1  # one job per pair, every task
-    assert jobs["train"] == 6  # (lora, seeking) x 1 pair x 3 seeds, every task's adapter in one job
-    assert jobs["evaluate"] == 8  # teacher + student + (lora, seeking) x 3 seeds, one model load each
+    assert jobs["extract_seeking"] == jobs["teacher_targets"] == 1
+    assert jobs["train"] == 3  # (lora, seeking, semalign) x 1 pair: every seed's and task's adapter in one job
+    assert jobs["evaluate"] == 3  # the same three: every seed and task with one model load
+    assert jobs["evaluate_vanilla"] == 2  # teacher, student
     assert jobs["tables"] == jobs["figures"] == 1
 
 
@@ -42,7 +43,8 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     manifest = json.loads((run / "data" / "manifest.json").read_text())
     assert "toy_mmlu/test.jsonl" in manifest["files"]
     for method, pair, seed in (("vanilla", "teacher", 0), ("vanilla", "student", 0), ("lora", "toy", 0),
-                               ("lora", "toy", 1), ("seeking", "toy", 0), ("seeking", "toy", 1)):
+                               ("lora", "toy", 1), ("seeking", "toy", 0), ("seeking", "toy", 1),
+                               ("semalign", "toy", 0), ("semalign", "toy", 1)):
         for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
             result = json.loads((run / "eval" / method / pair / task / f"seed{seed}.json").read_text())
             assert result["n"] == len(result["items"]["score"]) == (24 if task == "toy_mmlu" else 8)
@@ -56,7 +58,7 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     assert pairing["n_teacher"] == 4 and pairing["n_student"] == 2
     assert (run / "pairing" / "toy" / "toy_mmlu.png").stat().st_size > 0
     main = (run / "tables" / "main.md").read_text()
-    assert "| LoRA" in main and "| Seeking" in main and " ± " in main
+    assert "| LoRA" in main and "| Seeking" in main and "| SemAlign" in main and " ± " in main
     assert "MMLU held-out" in main and "MMLU control" in main
     versus = (run / "tables" / "vs_lora.md").read_text()
     assert "| Student" in versus and "| Seeking" in versus and "| LoRA" not in versus and "paired bootstrap" in versus
@@ -68,6 +70,11 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     adapter = run / "adapters" / "seeking" / "toy" / "toy_mmlu" / "seed0"
     wide = json.loads((adapter / "adapter_config.json").read_text())
     assert wide["r"] == 16 and wide["lora_alpha"] == 32  # rank 2r: [B', -B0], [A'; A0] on the vanilla student
+    index = json.loads((run / "targets" / "toy" / "toy_mbpp" / "index.json").read_text())
+    assert index["n_examples"] == 16 and index["layers"] == [index["pairs"][0]["student"]]
+    semalign = json.loads((run / "adapters" / "semalign" / "toy" / "toy_mbpp" / "seed1" / "adapter_config.json")
+                          .read_text())
+    assert semalign["layers_to_transform"] == [index["layers"][0] - 1]
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").rglob("checkpoint-*"))
     leftovers = [p for p in run.rglob("*.tmp")]
     assert leftovers == []
@@ -85,8 +92,8 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     change.write_text(yaml.safe_dump({"models": {"student": {"pretrain": {"lr": 0.005}}}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
     assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 1, "pair_layers": 1,
-                                 "extract_seeking": 1, "train": 4, "evaluate": 5, "tables": 1, "figures": 1,
-                                 "all": 1}
+                                 "extract_seeking": 1, "teacher_targets": 1, "train": 3, "evaluate": 3,
+                                 "evaluate_vanilla": 1, "tables": 1, "figures": 1, "all": 1}
     assert "model=teacher" not in out and "pair=teacher" not in out
 
 
@@ -94,7 +101,7 @@ def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_ru
     change = smoke_run / "change-train.yaml"
     change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"train": 4, "evaluate": 4, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"train": 3, "evaluate": 3, "tables": 1, "figures": 1, "all": 1}
     assert "method=vanilla" not in out
 
 
@@ -102,7 +109,7 @@ def test_changing_a_seeking_key_reruns_only_seeking(smoke_run):
     change = smoke_run / "change-seeking.yaml"
     change.write_text(yaml.safe_dump({"seeking": {"layers": "last"}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"extract_seeking": 1, "train": 2, "evaluate": 2, "tables": 1, "figures": 1,
+    assert planned_jobs(out) == {"extract_seeking": 1, "train": 1, "evaluate": 1, "tables": 1, "figures": 1,
                                  "all": 1}
     assert "method=lora" not in out and "method=vanilla" not in out
 
@@ -117,7 +124,7 @@ def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
     finally:
         task.write_text(text)
         os.utime(task, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert planned_jobs(out) == {"evaluate": 6, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"evaluate": 3, "evaluate_vanilla": 2, "tables": 1, "figures": 1, "all": 1}
 
 
 def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):

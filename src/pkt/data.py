@@ -169,13 +169,16 @@ def encode_split(records: list[dict[str, Any]], tokenizer, max_length: int) -> t
 
 
 def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
-    """Right-pad a list of encoded examples into LongTensors (labels padded with -100)."""
+    """Right-pad a list of encoded examples into LongTensors (labels padded with -100); other integer
+    fields of the examples become one LongTensor [B] each."""
     import torch
 
     width = max(len(e["input_ids"]) for e in examples)
     out = {}
     for key, fill in (("input_ids", pad_id), ("labels", -100), ("attention_mask", 0)):
         out[key] = torch.tensor([e[key] + [fill] * (width - len(e[key])) for e in examples], dtype=torch.long)
+    for key in examples[0].keys() - out.keys():  # per-example integers (example_index): one per row
+        out[key] = torch.tensor([e[key] for e in examples], dtype=torch.long)
     return out
 
 

@@ -67,8 +67,8 @@ def load_lm(
 ) -> Any:
     """One lm-eval ``HFLM`` over a model loaded once, for every task of an evaluate job.
 
-    With ``adapters`` ({task: adapter dir}) the model is a ``PeftModel`` holding each task's adapter
-    under the task's name; :func:`use_adapter` picks the active one. Loading once matters: the model
+    With ``adapters`` ({name: adapter dir}, e.g. one per task and seed) the model is a ``PeftModel``
+    holding each adapter under its name; :func:`use_adapter` picks the active one. Loading once matters: the model
     and tokenizer load, not the scoring, is most of a toy task's time.
     """
     import torch
@@ -89,12 +89,12 @@ def load_lm(
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
 
 
-def use_adapter(lm: Any, task: str) -> None:
-    """Make ``task``'s adapter the active one of an ``HFLM`` built by :func:`load_lm` with adapters."""
+def use_adapter(lm: Any, name: str) -> None:
+    """Make adapter ``name`` the active one of an ``HFLM`` built by :func:`load_lm` with adapters."""
     model = lm.model
-    if task not in getattr(model, "peft_config", {}):
-        raise KeyError(f"no adapter for task {task!r}; loaded: {sorted(getattr(model, 'peft_config', {}))}")
-    model.set_adapter(task)
+    if name not in getattr(model, "peft_config", {}):
+        raise KeyError(f"no adapter named {name!r}; loaded: {sorted(getattr(model, 'peft_config', {}))}")
+    model.set_adapter(name)
 
 
 def run_task(

@@ -149,3 +149,21 @@ def load_model(model_dir: str | os.PathLike[str], device: str = "cpu", dtype: st
     tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path))  # Llama tokenizers have none
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
     return model, tokenizer
+
+
+def load_tensor(model_dir: str | os.PathLike[str], name: str):
+    """One saved tensor (e.g. ``lm_head.weight``) read from a model's safetensors, without building the model."""
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(model_dir)
+    index = path / "model.safetensors.index.json"
+    shard = json.loads(index.read_text())["weight_map"].get(name) if index.is_file() else "model.safetensors"
+    if shard is None or not (path / shard).is_file():
+        raise KeyError(f"no tensor {name!r} in the safetensors of {path}")
+    with safe_open(str(path / shard), framework="pt") as f:
+        names = set(f.keys())
+        if name not in names:
+            raise KeyError(f"no tensor {name!r} in {path / shard}")
+        return f.get_tensor(name)

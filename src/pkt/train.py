@@ -67,9 +67,11 @@ def make_trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
                 self.tokens_seen += int(inputs["attention_mask"].sum())
+            extras = {k: inputs.pop(k) for k in self.method.extra_keys if k in inputs}  # not for the model
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                                  num_items_in_batch=num_items_in_batch)
-            aux = self.method.aux_loss(model, inputs, outputs)
+            loss = self.method.supervised_weight * loss
+            aux = self.method.aux_loss(model, {**inputs, **extras}, outputs)
             if aux is not None:
                 if num_items_in_batch is not None:  # the supervised loss is already scaled for accumulation
                     aux = aux / self.args.gradient_accumulation_steps
@@ -116,6 +118,8 @@ def train(
     encoded, length_rule = encode_split(records, tokenizer, opts.max_length)
     log.info("length rule at %d tokens: %d of %d examples cut, %d dropped", opts.max_length,
              length_rule["truncated"], length_rule["examples"], length_rule["dropped"])
+    if "example_index" in strategy.extra_keys:  # the row of each example in per-example stored inputs
+        encoded = [{**e, "example_index": i} for i, e in enumerate(encoded)]
     dataset = Dataset.from_list(encoded)
 
     key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs)
@@ -134,7 +138,8 @@ def train(
     )
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=dataset, method=strategy,
-        data_collator=partial(collate, pad_id=tokenizer.pad_token_id), callbacks=[mark_complete_callback()],
+        data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
+        callbacks=[mark_complete_callback(), *strategy.callbacks()],
     )
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)

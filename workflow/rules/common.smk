@@ -50,6 +50,11 @@ def per_task(pattern, tasks=None):
     return [pattern.replace("{task}", task) for task in (tasks or EVAL_TASKS)]
 
 
+def per_seed_task(pattern, seeds=None):
+    """``pattern`` once per seed and task (``{seed}``, ``{task}`` filled in): one job, every seed and task."""
+    return [p.replace("{seed}", str(seed)) for seed in (SEEDS if seeds is None else seeds) for p in per_task(pattern)]
+
+
 def by_task(pattern):
     """{task: path} of :func:`per_task`: a job's per-task inputs, outputs or folders, by task."""
     return dict(zip(EVAL_TASKS, per_task(pattern)))
@@ -73,14 +78,19 @@ def eval_targets():
     return vanilla + methods
 
 
+def by_seed_task(pattern):
+    """{seed: {task: path}} of :func:`per_seed_task`."""
+    return {seed: by_task(pattern.replace("{seed}", str(seed))) for seed in SEEDS}
+
+
 def adapter_dirs(wildcards):
-    """{task: adapter directory} of one method, pair and seed: what one train job writes."""
-    return by_task(f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}")
+    """{seed: {task: adapter directory}} of one method and pair: what one train job writes."""
+    return by_seed_task(f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{{seed}}")
 
 
 def checkpoint_dirs(wildcards):
     """Trainer checkpoints live outside the output, so a killed job's progress survives for resume."""
-    return by_task(f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{wildcards.seed}")
+    return by_seed_task(f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{{seed}}")
 
 
 def train_splits(wildcards):
@@ -93,7 +103,12 @@ def pair_student_dir(wildcards):
 
 
 def method_settings(wildcards):
-    """The settings a method's config dataclass takes (LoRA for every method so far)."""
+    """The settings a method's config dataclass takes: the lora section, plus SemAlign's own."""
+    if wildcards.method == "semalign":
+        sem = config["semalign"]
+        return {**{k: config["lora"][k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
+                "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
+                "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"]}
     return config["lora"]
 
 
@@ -101,6 +116,8 @@ def method_inputs(wildcards):
     """Files a method needs besides the student and the train splits, for every task (DAG edges)."""
     if wildcards.method == "seeking":
         return {"extract": per_task(f"{RUN}/extract/{wildcards.pair}/{{task}}/factors.safetensors")}
+    if wildcards.method == "semalign":
+        return {"targets": per_task(f"{RUN}/targets/{wildcards.pair}/{{task}}")}
     return {}
 
 
@@ -108,12 +125,15 @@ def method_task_inputs(wildcards):
     """{task: {input name: folder}} handed to each task's training: Seeking's extraction folder."""
     if wildcards.method == "seeking":
         return {task: {"extract": f"{RUN}/extract/{wildcards.pair}/{task}"} for task in EVAL_TASKS}
+    if wildcards.method == "semalign":
+        return {task: {"targets": f"{RUN}/targets/{wildcards.pair}/{task}"} for task in EVAL_TASKS}
     return {task: {} for task in EVAL_TASKS}
 
 
 def method_code(wildcards):
     """The method's module and its math module (pkt/<method>.py, when there is one): editing either retrains."""
-    return [path for path in lib(f"methods/{wildcards.method}", wildcards.method) if Path(path).is_file()]
+    helpers = ["targets"] if wildcards.method == "semalign" else []
+    return [path for path in lib(f"methods/{wildcards.method}", wildcards.method, *helpers) if Path(path).is_file()]
 
 
 def eval_model_name(wildcards):
@@ -165,8 +185,13 @@ def eval_inputs(wildcards):
         "data": [f"{RUN}/data/{task}/test.jsonl" for task in EVAL_TASKS if task.startswith("toy_")],
     }
     if wildcards.method != "vanilla":
-        inputs["adapters"] = list(adapter_dirs(wildcards).values())
+        inputs["adapters"] = [d for by_task in adapter_dirs(wildcards).values() for d in by_task.values()]
     return inputs
+
+
+def eval_adapters(wildcards):
+    """{seed: {task: adapter directory}} an evaluate job loads; none for a vanilla model."""
+    return {} if wildcards.method == "vanilla" else adapter_dirs(wildcards)
 
 
 def importance_of(role, wildcards):

@@ -1,24 +1,28 @@
-# One job per model (vanilla) or method x pair x seed runs every task with one model load; the
-# adapters of a method are loaded side by side and switched per task.
+# One job per method x pair runs every seed's adapters on every task with one model load (the adapters
+# are loaded side by side and switched); one job per vanilla model, seed 0 (greedy decoding: deterministic).
 rule evaluate:
     input:
         unpack(eval_inputs),
-        code=lib("evaluate", "tasks", "sandbox"),
+        code=lib("evaluate", "tasks", "sandbox", "_sandbox_pool"),
     output:
-        results=per_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json"),
-        samples=per_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl"),
+        results=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json"),
+        samples=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl"),
     log:
-        f"{LOGS}/evaluate/{{method}}/{{pair}}/seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{method}}/{{pair}}.log",
     benchmark:
-        f"{LOGS}/evaluate/{{method}}/{{pair}}/seed{{seed}}.benchmark.tsv"
+        f"{LOGS}/evaluate/{{method}}/{{pair}}.benchmark.tsv"
     params:
         tasks=EVAL_TASKS,
+        seeds=SEEDS,
+        adapters=eval_adapters,
         evaluation=config["evaluation"],
         data=task_data,
         model=eval_model_config,
         model_name=eval_model_name,
         max_length=eval_max_length,
         device=config["device"],
+    wildcard_constraints:
+        method="|".join(config["methods"]),
     threads: 1
     resources:
         mem_mb=4000,
@@ -27,9 +31,29 @@ rule evaluate:
     conda:
         "../envs/pkt.yaml"
     message:
-        "Evaluating {wildcards.method} {wildcards.pair} on every task (seed {wildcards.seed})"
+        "Evaluating {wildcards.method} {wildcards.pair} on every task and seed"
     script:
         "../../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_vanilla with:
+    output:
+        results=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json", seeds=[0]),
+        samples=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl", seeds=[0]),
+    params:
+        tasks=EVAL_TASKS,
+        seeds=[0],
+        adapters=eval_adapters,
+        evaluation=config["evaluation"],
+        data=task_data,
+        model=eval_model_config,
+        model_name=eval_model_name,
+        max_length=eval_max_length,
+        device=config["device"],
+    wildcard_constraints:
+        method="vanilla",
+    message:
+        "Evaluating {wildcards.pair} as it is on every task"
 
 
 rule evaluations:

@@ -1,4 +1,4 @@
-# One job per method x pair x seed fits every task's adapter in one process: importing transformers
+# One job per method x pair fits every seed's and task's adapter in one process: importing transformers
 # and peft costs ~9 s per process, more than a toy adapter's training.
 rule train:
     input:
@@ -8,11 +8,11 @@ rule train:
         code=lib("train", "data", "checkpoints", "methods/base"),
         method_code=method_code,
     output:
-        [directory(d) for d in per_task(f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}")],
+        [directory(d) for d in per_seed_task(f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}")],
     log:
-        f"{LOGS}/train/{{method}}/{{pair}}/seed{{seed}}.log",
+        f"{LOGS}/train/{{method}}/{{pair}}.log",
     benchmark:
-        f"{LOGS}/train/{{method}}/{{pair}}/seed{{seed}}.benchmark.tsv"
+        f"{LOGS}/train/{{method}}/{{pair}}.benchmark.tsv"
     params:
         method_settings=method_settings,
         method_inputs=method_task_inputs,
@@ -21,6 +21,8 @@ rule train:
         adapters=adapter_dirs,
         checkpoints=checkpoint_dirs,
         device=config["device"],
+    wildcard_constraints:
+        method="|".join(config["methods"]),
     threads: 1
     resources:
         mem_mb=8000,
@@ -29,6 +31,6 @@ rule train:
     conda:
         "../envs/pkt.yaml"
     message:
-        "Training {wildcards.method} for {wildcards.pair} on every task (seed {wildcards.seed})"
+        "Training {wildcards.method} for {wildcards.pair} on every task and seed"
     script:
         "../../scripts/train.py"

@@ -8,8 +8,10 @@ from pkt.tasks import (  # noqa: F401 - re-exported for lm-eval's YAML loader
     humaneval_paper_prompt,
     mbpp_filter,
     mbpp_paper_prompt,
+    mbpp_target,
     mbpp_test_split,
     mmlu_paper_prompt,
     pass_at_1,
+    toy_gsm8k_target,
     toy_prompt,
 )

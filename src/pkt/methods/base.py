@@ -44,6 +44,7 @@ class Method:
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = LoraSettings
+    extra_keys: ClassVar[tuple[str, ...]] = ()  # batch fields for aux_loss, kept from the model (example_index)
 
     def __init__(self, config: Any, inputs: dict[str, Path] | None = None) -> None:
         self.config = config
@@ -75,8 +76,17 @@ class Method:
         """
         model.save_pretrained(str(out_dir), save_embedding_layers=False)
 
+    @property
+    def supervised_weight(self) -> float:
+        """The weight of the usual cross-entropy on response tokens in the training loss."""
+        return 1.0
+
+    def callbacks(self) -> list[Any]:
+        """``TrainerCallback``s the method needs (a training schedule), none by default."""
+        return []
+
     def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
-        """An extra loss term for this step, or None."""
+        """An extra loss term for this step, or None. ``inputs`` includes the ``extra_keys`` fields."""
         return None
 
 

@@ -1,0 +1,195 @@
+"""SemAlign's teacher targets, computed once and stored, so that training never loads the teacher.
+
+The ``teacher_targets`` rule runs the teacher over a task's train split (the same examples, tokens and
+length rule as training: :func:`pkt.data.encode_split`), takes the signal of each trained pair's teacher
+layer at every supervised position (the response tokens), interpolates between two teacher layers where
+the pairing says so, maps it into the student's space through the semantic bases
+(:func:`pkt.semalign.map_teacher`) and writes, per task folder:
+
+* ``layer<k>.npy``: float32 [N, D_S], the targets of student layer k (1-indexed), one row per supervised
+  position, examples one after another in the order of the encoded split;
+* ``topk_values.npy`` / ``topk_ids.npy``: [N, topk], the teacher's largest next-token logits and their
+  ids at the position before each supervised token (v2's KL term);
+* ``index.json``: per example the row offset and count, the trained pairs and every setting.
+
+:class:`Targets` reads them memory-mapped (``numpy.load(mmap_mode="r")``) and gathers a batch's rows by
+example index, checking that the student's supervised positions match in number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pkt.importance import IGNORE_INDEX, decoder_layers
+from pkt.pairing import interpolation
+
+SIGNALS = ("delta", "output")
+PAIRS = ("critical", "all")
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """The ``semalign`` settings that decide the targets (the rest decide training)."""
+
+    pairs: str = "critical"  # critical: the pairing's (l_T(k†), k†); all: every pair of the depth map
+    signal: str = "delta"  # delta: the layer's residual contribution h_l - h_(l-1); output: h_l
+    interpolate: bool = True  # (1 - lambda) h^(a) + lambda h^(b) where the depth ratio is not integral
+    topk: int = 32  # teacher logits kept per position for the KL term
+
+    def __post_init__(self) -> None:
+        if self.pairs not in PAIRS:
+            raise ValueError(f"semalign.pairs must be one of {PAIRS}, got {self.pairs!r}")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"semalign.signal must be one of {SIGNALS}, got {self.signal!r}")
+        if self.topk < 1:
+            raise ValueError(f"semalign.topk must be >= 1, got {self.topk}")
+
+
+def trained_pairs(pairing: Mapping[str, Any], how: str, interpolate: bool) -> list[dict[str, Any]]:
+    """The pairs to align, from a pairing file: [{student: k, sources: [(teacher layer, weight), ...]}].
+
+    Layers are 1-indexed. A source list has one teacher layer (weight 1) or, with interpolation at a
+    non-integral depth ratio, layers a and a+1 with weights 1 - lambda and lambda.
+    """
+    n_t, n_s = pairing["n_teacher"], pairing["n_student"]
+    integral = pairing["ratio"]["integral"]
+    if how == "critical":
+        chosen = [(pairing["pair"]["student"], pairing["pair"]["teacher"])]
+    elif how == "all":
+        chosen = [(row["student"], row["teacher"]) for row in pairing["depth_map"]]
+    else:
+        raise ValueError(f"semalign.pairs must be one of {PAIRS}, got {how!r}")
+    pairs = []
+    for k, teacher in chosen:
+        if interpolate and not integral:
+            a, b, lam = interpolation(n_t, n_s, k)
+            sources = [(a, 1.0 - lam), (b, lam)]
+        else:
+            sources = [(teacher, 1.0)]
+        pairs.append({"student": k, "sources": sources})
+    return pairs
+
+
+def layer_signals(model: nn.Module, batch: Mapping[str, torch.Tensor], layers: Sequence[int], signal: str
+                  ) -> tuple[dict[int, torch.Tensor], Any]:
+    """{layer (0-indexed): [B, T, D] signal} from one forward pass, and the model's outputs.
+
+    ``delta`` is the layer's output minus its input (its residual contribution), ``output`` its output.
+    """
+    blocks = decoder_layers(model)
+    outs: dict[int, torch.Tensor] = {}
+    ins: dict[int, torch.Tensor] = {}
+    handles = []
+    for i in set(layers):
+        handles.append(blocks[i].register_forward_hook(
+            lambda _m, _a, out, i=i: outs.__setitem__(i, out if torch.is_tensor(out) else out[0])))
+        if signal == "delta":
+            handles.append(blocks[i].register_forward_pre_hook(
+                lambda _m, args, kwargs, i=i: ins.__setitem__(i, args[0] if args else kwargs["hidden_states"]),
+                with_kwargs=True))
+    try:
+        result = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return {i: outs[i] - ins[i] if signal == "delta" else outs[i] for i in outs}, result
+
+
+@torch.no_grad()
+def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
+                    pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int
+                    ) -> dict[str, Any]:
+    """Run the teacher over ``batches`` (padded, in split order); return the arrays and index to store."""
+    layers = sorted({t - 1 for p in pairs for t, _ in p["sources"]})
+    rows: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
+    values, ids, counts = [], [], []
+    teacher.eval()
+    for batch in batches:
+        device = next(teacher.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        signals, out = layer_signals(teacher, batch, layers, signal)
+        mask = batch["labels"] != IGNORE_INDEX  # supervised positions: the response tokens
+        prev = torch.zeros_like(mask)
+        prev[:, :-1] = mask[:, 1:]  # the positions whose logits predict them
+        if not torch.equal(prev.sum(1), mask.sum(1)):
+            raise ValueError("a supervised token at position 0 has no logits before it: the prompt must come first")
+        counts += mask.sum(1).tolist()
+        for p in pairs:
+            mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])
+            rows[p["student"]].append(semalign_map(mixed[mask], matrix).cpu().numpy())
+        top = out.logits[prev].float().topk(min(topk, out.logits.shape[-1]), dim=-1)
+        values.append(top.values.cpu().numpy())
+        ids.append(top.indices.to(torch.int32).cpu().numpy())
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist() if counts else []
+    return {"rows": {k: np.concatenate(v) for k, v in rows.items()}, "topk_values": np.concatenate(values),
+            "topk_ids": np.concatenate(ids), "counts": counts, "offsets": offsets}
+
+
+def semalign_map(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Teacher vectors -> student space (the precomputed M = S_S S_T^T; :mod:`pkt.semalign`)."""
+    from pkt.semalign import map_teacher
+
+    return map_teacher(h, matrix.to(h.device))
+
+
+def write_targets(folder: str | os.PathLike[str], computed: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """The arrays as .npy files and ``index.json`` into ``folder`` (the caller makes it atomic)."""
+    folder = Path(folder)
+    for k, array in computed["rows"].items():
+        np.save(folder / f"layer{k}.npy", array.astype(np.float32))
+    np.save(folder / "topk_values.npy", computed["topk_values"].astype(np.float32))
+    np.save(folder / "topk_ids.npy", computed["topk_ids"].astype(np.int32))
+    index = {**meta, "n_examples": len(computed["counts"]), "counts": computed["counts"],
+             "offsets": computed["offsets"], "layers": sorted(computed["rows"]), "layer_index_base": 1}
+    (folder / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
+
+
+class Targets:
+    """Stored teacher targets of one task, memory-mapped; rows gathered per batch by example index."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        index_file = self.folder / "index.json"
+        if not index_file.is_file():
+            raise FileNotFoundError(f"no teacher targets at {self.folder} (index.json missing): run teacher_targets")
+        self.index = json.loads(index_file.read_text())
+        self.layers: list[int] = self.index["layers"]
+        self.pairs: list[dict[str, Any]] = self.index["pairs"]
+        self.rows = {k: np.load(self.folder / f"layer{k}.npy", mmap_mode="r") for k in self.layers}
+        self.topk_values = np.load(self.folder / "topk_values.npy", mmap_mode="r")
+        self.topk_ids = np.load(self.folder / "topk_ids.npy", mmap_mode="r")
+
+    def __len__(self) -> int:
+        return self.index["n_examples"]
+
+    def _slices(self, examples: Sequence[int], counts: Sequence[int]) -> list[slice]:
+        out = []
+        for i, n in zip(examples, counts):
+            if not 0 <= i < len(self):
+                raise IndexError(f"example {i} is not in the targets at {self.folder} ({len(self)} examples)")
+            if self.index["counts"][i] != n:
+                raise ValueError(f"example {i}: {n} supervised positions in training but "
+                                 f"{self.index['counts'][i]} in the stored targets: the tokens differ "
+                                 "(another tokenizer, max_length or split?); rerun teacher_targets")
+            out.append(slice(self.index["offsets"][i], self.index["offsets"][i] + n))
+        return out
+
+    def layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
+        """Per example, the [count, D_S] targets of student layer k."""
+        return [torch.from_numpy(np.array(self.rows[k][s])) for s in self._slices(examples, counts)]  # copies
+
+    def topk(self, examples: Sequence[int], counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's stored top-k logits and ids, concatenated in example order: ([N, k], [N, k])."""
+        slices = self._slices(examples, counts)
+        values = np.concatenate([self.topk_values[s] for s in slices])  # a new, writable array
+        ids = np.concatenate([self.topk_ids[s] for s in slices]).astype(np.int64)
+        return torch.from_numpy(values), torch.from_numpy(ids)

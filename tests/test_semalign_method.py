@@ -1,0 +1,138 @@
+"""The ``semalign`` method and its stored teacher targets (pkt.targets): known answers on tiny models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pkt.importance import decoder_layers
+from pkt.pairing import pair_layers
+from pkt.semalign import map_teacher, mapping_matrix, semantic_bases
+from pkt.targets import Targets, compute_targets, layer_signals, trained_pairs, write_targets
+
+VOCAB = 50
+
+
+def tiny(d: int, layers: int, seed: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=d, intermediate_size=2 * d, num_hidden_layers=layers,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                      tie_word_embeddings=False)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def batches(n: int = 6, size: int = 3) -> list[dict[str, torch.Tensor]]:
+    """Right-padded batches of examples whose first 4 tokens are the prompt (labels -100)."""
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for start in range(0, n, size):
+        lengths = [9, 12, 7][: min(size, n - start)]
+        width = max(lengths)
+        ids = torch.randint(1, VOCAB, (len(lengths), width), generator=gen)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for b, length in enumerate(lengths):
+            mask[b, :length] = 1
+            labels[b, 4:length] = ids[b, 4:length]
+        out.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
+    return out
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    """Teacher (4 x 24) and student (2 x 16); targets of the critical pair written to disk."""
+    teacher, student = tiny(24, 4, 0), tiny(16, 2, 1)
+    pairing = pair_layers([1.0, 0.5, 3.0, 0.2], [1.0, 1.0])  # l* = 3 -> the pair (4, 2)
+    pairs = trained_pairs(pairing, "critical", interpolate=True)
+    matrix = mapping_matrix(semantic_bases(student.lm_head.weight.double()),
+                            semantic_bases(teacher.lm_head.weight.double()))
+    computed = compute_targets(teacher, batches(), pairs, matrix, "delta", topk=5)
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    write_targets(folder, computed, {"pairs": pairs, "signal": "delta", "topk": 5})
+    return teacher, student, pairs, matrix, folder
+
+
+def test_pairs_come_from_the_pairing_file():
+    pairing = pair_layers([1.0, 0.5, 3.0, 0.2], [1.0, 1.0])
+    assert trained_pairs(pairing, "critical", True) == [{"student": 2, "sources": [(4, 1.0)]}]
+    assert [p["student"] for p in trained_pairs(pairing, "all", True)] == [1, 2]
+    odd = pair_layers([1.0, 0.5, 3.0], [1.0, 1.0])  # 3 -> 2 layers: u = 1.5 at k = 1
+    (first, second) = trained_pairs(odd, "all", True)
+    assert first["sources"] == [(1, 0.5), (2, 0.5)] and trained_pairs(odd, "all", False)[0]["sources"] == [(1, 1.0)]
+
+
+def test_targets_read_back_equal_targets_computed_on_the_fly(setup):
+    teacher, _, _, matrix, folder = setup
+    targets = Targets(folder)
+    assert targets.layers == [2] and len(targets) == 6
+    for i, batch in enumerate(batches()):
+        signals, _ = layer_signals(teacher, batch, [3], "delta")
+        mask = batch["labels"] != -100
+        for b in range(mask.shape[0]):
+            expected = map_teacher(signals[3][b][mask[b]], matrix)
+            (stored,) = targets.layer(2, [3 * i + b], [int(mask[b].sum())])
+            assert torch.allclose(stored, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="supervised positions"):
+        targets.layer(2, [0], [3])
+
+
+def method_on(student, folder, **settings):
+    from pkt.methods import get_method
+
+    method = get_method("semalign").from_dict({"r": 4, "alpha": 8, "dropout": 0.0, **settings}, {"targets": folder})
+    return method, method.init_adapter(student, None)
+
+
+def test_student_unchanged_at_step_0_and_only_the_paired_layer_learns(setup):
+    _, student, _, _, folder = setup
+    ids = batches()[0]["input_ids"]
+    with torch.no_grad():
+        before = student(input_ids=ids).logits
+    method, model = method_on(student, folder)
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-6)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.1." in n and "lora_" in n for n in trainable)
+    assert {n.split(".")[-4] for n in trainable} == {"v_proj", "o_proj", "up_proj", "down_proj"}
+    batch = batches()[0]
+    model.train()
+    inputs = {**batch, "example_index": torch.tensor([0, 1, 2])}
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    method.aux_loss(model, inputs, out).backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and set(grads) <= set(trainable)
+    assert any(float(g.abs().sum()) > 0 for g in grads.values())
+    assert decoder_layers(model)[0].self_attn.v_proj.weight.grad is None
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_the_loss_falls_over_a_few_steps(setup, variant):
+    _, student, _, _, folder = setup
+    method, model = method_on(student, folder, variant=variant)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    batch = batches()[1]
+    inputs = {**batch, "example_index": torch.tensor([3, 4, 5])}
+    losses = []
+    for _ in range(25):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = method.aux_loss(model, inputs, out)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] - 0.01, losses
+
+
+def test_missing_targets_are_named(tmp_path):
+    from pkt.methods import get_method
+
+    method = get_method("semalign").from_dict({}, {"targets": tmp_path / "nowhere"})
+    with pytest.raises(FileNotFoundError, match="teacher_targets"):
+        method.targets()
+    with pytest.raises(ValueError, match="semalign.variant"):
+        get_method("semalign").from_dict({"variant": "v3"})

@@ -1,0 +1,38 @@
+# One job per pair runs the teacher over every task's train split once: training never loads the teacher.
+rule teacher_targets:
+    input:
+        teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
+        student=pair_student_dir,
+        splits=expand(f"{RUN}/data/{{task}}/train.jsonl", task=EVAL_TASKS),
+        pairings=per_task(f"{RUN}/pairing/{{pair}}/{{task}}.json"),
+        code=lib("targets", "semalign", "data"),
+    output:
+        [directory(d) for d in per_task(f"{RUN}/targets/{{pair}}/{{task}}")],
+    log:
+        f"{LOGS}/teacher_targets/{{pair}}.log",
+    benchmark:
+        f"{LOGS}/teacher_targets/{{pair}}.benchmark.tsv"
+    params:
+        targets=lambda wc: {k: config["semalign"][k] for k in ("pairs", "signal", "interpolate", "topk")},
+        shared_vocab_only=config["semalign"]["shared_vocab_only"],
+        batch_size=config["semalign"]["batch_size"],
+        tasks=EVAL_TASKS,
+        models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
+        max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["student"]),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        "../envs/pkt.yaml"
+    message:
+        "Teacher targets of {wildcards.pair} for SemAlign on every task"
+    script:
+        "../../scripts/teacher_targets.py"
+
+
+rule targets:
+    input:
+        expand(f"{RUN}/targets/{{pair}}/{{task}}", pair=PAIRS, task=EVAL_TASKS),
