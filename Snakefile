@@ -12,6 +12,8 @@
 #   eval/<method>/<pair>/<task>/seed<k>.json  evaluate  lm-eval result + provenance (+ .samples.jsonl)
 #                               (method "vanilla": the pair slot names the model evaluated)
 #   adapters/<method>/<pair>/<task>/seed<k>/  train   LoRA adapter + training.json (loss curve)
+#   analysis/<pair>/{cka,bases}.png  analyze_semalign  SemAlign's layer CKA before/after and the bases check
+#   ablation/<pair>/<variant>/seed<k>.json  semalign_ablation  SemAlign variants on one task (eval format)
 #   tables/main.{csv,md,tex}, metrics.json    tables  the papers' Table 1 layout
 #   figures/*.png               figures            per-benchmark bars, training curves
 # Logs mirror those paths under logs/<run_name>/. Config: config/config.yaml (toy scale, default).
@@ -37,6 +39,8 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/targets.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/ablation.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -48,6 +52,8 @@ rule all:
         rules.evaluations.input,
         rules.tables.output,
         rules.figures.output,
+        rules.analyses.input,
+        rules.ablation_table.output if "semalign" in config["methods"] else [],
 
 
 rule data:

@@ -40,6 +40,11 @@ def config_errors(config: dict[str, Any]) -> list[str]:
                 )
     if "seeking" in config["methods"]:
         errors += _seeking_errors(config)
+    sem = config.get("semalign", {})
+    checked = {"analysis_task": sem.get("analysis_task"), "ablation.task": sem.get("ablation", {}).get("task")}
+    for key, task in checked.items():
+        if "semalign" in config["methods"] and task not in config["evaluation"]["tasks"]:
+            errors.append(f"semalign.{key}: {task!r} is not one of evaluation.tasks {config['evaluation']['tasks']}")
     rows = ["student", "teacher", *config["methods"]]
     reference = config.get("tables", {}).get("reference")
     if reference is not None and reference not in rows:

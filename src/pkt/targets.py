@@ -33,6 +33,7 @@ from pkt.importance import IGNORE_INDEX, decoder_layers
 from pkt.pairing import interpolation
 
 SIGNALS = ("delta", "output")
+TARGET_FIELDS = ("pairs", "signal", "interpolate", "topk")  # the semalign keys that decide the targets
 PAIRS = ("critical", "all")
 
 

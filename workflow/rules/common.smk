@@ -102,14 +102,17 @@ def pair_student_dir(wildcards):
     return f"{RUN}/models/{config['pairs'][wildcards.pair]['student']}"
 
 
+def semalign_settings():
+    """pkt.methods.semalign.SemAlignSettings from the lora (r, alpha, dropout) and semalign sections."""
+    sem = config["semalign"]
+    return {**{k: config["lora"][k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
+            "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
+            "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"]}
+
+
 def method_settings(wildcards):
-    """The settings a method's config dataclass takes: the lora section, plus SemAlign's own."""
-    if wildcards.method == "semalign":
-        sem = config["semalign"]
-        return {**{k: config["lora"][k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
-                "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
-                "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"]}
-    return config["lora"]
+    """The settings a method's config dataclass takes: the lora section, or SemAlign's."""
+    return semalign_settings() if wildcards.method == "semalign" else config["lora"]
 
 
 def method_inputs(wildcards):

@@ -1,0 +1,32 @@
+"""Rule analyze_semalign: layer CKA teacher x student before/after SemAlign, and the semantic-bases check."""
+
+from peft import PeftModel
+
+from pkt.analysis import bases_check, cka_matrix, layer_outputs, plot_bases, plot_cka, summary
+from pkt.data import load_split, supervised_batches
+from pkt.io import write_json
+from pkt.models import load_model
+from pkt.runtime import job_logging, set_offline, setup_torch
+
+if __name__ == "__main__":
+    with job_logging(snakemake.log[0]):
+        set_offline()
+        setup_torch(snakemake.threads, seed=0)
+        params, inp, out = snakemake.params, snakemake.input, snakemake.output
+        teacher, tokenizer = load_model(inp.teacher)
+        student, _ = load_model(inp.student)
+        records = load_split(inp.split)[: params.n_items]
+        batches, _ = supervised_batches(records, tokenizer, 16, params.max_length)
+        teacher_h, student_h = layer_outputs(teacher, batches), layer_outputs(student, batches)
+        checks = {f"teacher ({params.models[0]})": bases_check(teacher_h, teacher.lm_head.weight.detach(),
+                                                                teacher.get_input_embeddings().weight.detach()),
+                  f"student ({params.models[1]})": bases_check(student_h, student.lm_head.weight.detach(),
+                                                                student.get_input_embeddings().weight.detach())}
+        before = cka_matrix(teacher_h, student_h)
+        aligned = PeftModel.from_pretrained(student, inp.adapter).eval()
+        after = cka_matrix(teacher_h, layer_outputs(aligned, batches))
+        title = f"{snakemake.wildcards.pair}, {params.task} test inputs ({len(records)} items), SemAlign seed 0"
+        plot_cka(before, after, out.cka, f"Linear CKA of layer outputs: {title}")
+        plot_bases(checks, out.bases, f"Decompose-recompose through unit bases: {title}")
+        write_json(out.record, {**summary(before, after, checks), "task": params.task, "n_items": len(records),
+                                "adapter": inp.adapter, "pair": snakemake.wildcards.pair})

@@ -1,0 +1,57 @@
+"""Rule semalign_ablation: each SemAlign variant trained and evaluated on the ablation task (pkt.ablation)."""
+
+import dataclasses
+from pathlib import Path
+
+from pkt.ablation import result_path, variants
+from pkt.data import load_split, supervised_batches
+from pkt.evaluate import load_lm, run_task, use_adapter
+from pkt.io import atomic_dir, read_json, write_json
+from pkt.models import load_model, load_tensor
+from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.semalign import mapping_matrix, semantic_bases, shared_vocab_size
+from pkt.targets import TARGET_FIELDS, TargetSettings, compute_targets, trained_pairs, write_targets
+from pkt.train import train
+
+if __name__ == "__main__":
+    with job_logging(snakemake.log[0]):
+        set_offline()
+        setup_torch(snakemake.threads, seed=0)
+        params, inp, wc = snakemake.params, snakemake.input, snakemake.wildcards
+        root, device, sem = Path(params.root), resolve_device(params.device), params.semalign
+        configured = TargetSettings(**{k: sem[k] for k in TARGET_FIELDS})
+        teacher, tokenizer = None, None
+        adapters = {}
+        for slug, variant in variants(sem).items():
+            targets_dir = Path(inp.targets)
+            if variant["targets"]:  # another signal or interpolation: this variant's own teacher targets
+                settings = dataclasses.replace(configured, **variant["targets"])
+                if teacher is None:
+                    teacher, tokenizer = load_model(inp.teacher, device)
+                    head_s = load_tensor(inp.student, "lm_head.weight")
+                    head_t = teacher.get_output_embeddings().weight.detach()
+                    m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *params.models, sem["shared_vocab_only"])
+                    matrix = mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double()))
+                pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
+                batches, _ = supervised_batches(load_split(inp.split), tokenizer, sem["batch_size"], params.max_length)
+                targets_dir = root / slug / "targets"
+                with atomic_dir(targets_dir) as tmp:
+                    write_targets(tmp, compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk),
+                                  {"pairs": pairs, "signal": settings.signal, "topk": settings.topk, "variant": slug})
+            for seed in params.seeds:
+                setup_torch(snakemake.threads, seed)
+                out = root / slug / f"adapter-seed{seed}"
+                train(method="semalign", method_settings={**params.method_settings, **variant["method"]},
+                      student_dir=inp.student, train_split=inp.split, out_dir=out,
+                      checkpoint_dir=root / slug / f"checkpoints-seed{seed}", settings=params.train, seed=seed,
+                      device=device, inputs={"targets": str(targets_dir)})
+                adapters[(slug, seed)] = out
+        lm = load_lm(inp.student, {f"{slug}-seed{seed}": str(path) for (slug, seed), path in adapters.items()},
+                     batch_size=params.evaluation["batch_size"], device=device, max_length=params.max_length)
+        for (slug, seed), path in adapters.items():
+            setup_torch(snakemake.threads, seed)
+            use_adapter(lm, f"{slug}-seed{seed}")
+            summary, _ = run_task(lm, params.task, params.tasks_dir, data=params.data, seed=seed,
+                                  apply_chat_template=params.evaluation["apply_chat_template"])
+            write_json(result_path(root, slug, seed), {**summary, "method": slug, "pair": wc.pair,
+                                                       "adapter": {"path": str(path)}})

@@ -1,0 +1,88 @@
+"""pkt.ablation (SemAlign's ablation table) and pkt.analysis (CKA, bases check): known answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pkt.ablation import ablation_table, configured_label, variants
+from pkt.analysis import bases_check, cka_matrix, layer_outputs
+
+CONFIG = {"variant": "v1", "signal": "delta", "interpolate": True}
+
+
+def test_each_variant_flips_one_switch():
+    found = variants(CONFIG)
+    assert set(found) == {"variant-v2", "layer-only", "output-only", "signal-output", "interpolation-off"}
+    assert found["variant-v2"] == {"label": "objective v2", "method": {"variant": "v2"}, "targets": {}}
+    assert found["layer-only"]["method"] == {"output_weight": 0.0}
+    assert found["output-only"]["method"] == {"layer_weight": 0.0}
+    assert found["signal-output"]["targets"] == {"signal": "output"}
+    assert found["interpolation-off"]["targets"] == {"interpolate": False}
+    flipped = variants({"variant": "v2", "signal": "output", "interpolate": False})
+    assert {"variant-v1", "signal-delta", "interpolation-on"} <= set(flipped)
+    assert configured_label(CONFIG) == "as configured (v1, residual contribution, interpolation on)"
+
+
+def write(tmp_path, method, seed, scores):
+    """A toy_mmlu result as evaluate writes it: items 0-4 held out, 5-9 control."""
+    groups = ["held_out"] * 5 + ["control"] * 5
+    subsets = {g: {"value": sum(s for s, h in zip(scores, groups) if h == g) / 5, "n": 5} for g in set(groups)}
+    path = tmp_path / f"{method}-{seed}.json"
+    path.write_text(json.dumps({"task": "toy_mmlu", "method": method, "pair": "toy", "seed": seed,
+                                "value": sum(scores) / 10, "n": 10, "subsets": subsets,
+                                "items": {"id": [f"i{k}" for k in range(10)], "score": scores, "group": groups}}))
+    return path
+
+
+def test_ablation_table_differences_against_the_configured_row(tmp_path):
+    base = [1.0] * 3 + [0.0] * 2 + [1.0] * 4 + [0.0]  # held-out 3/5, control 4/5
+    better = [1.0] * 5 + [1.0] * 4 + [0.0]  # held-out 5/5
+    configured = [write(tmp_path, "semalign", s, base) for s in (0, 1)]
+    ablated = [write(tmp_path, "layer-only", s, better) for s in (0, 1)]
+    ablated += [write(tmp_path, "interpolation-off", s, base) for s in (0, 1)]
+    labels = {"semalign": "as configured", "layer-only": "layer term only", "interpolation-off": "interp off"}
+    table = ablation_table(configured, ablated, labels, {"toy": {"teacher": "t", "student": "s"}},
+                           n_boot=200, level=0.95, seed=0)
+    assert list(table["Model"]) == ["as configured", "layer term only", "interp off"]
+    assert table.loc[0, "MMLU held-out"] == "60.00 ± 0.00" and table.loc[0, "MMLU held-out vs configured"] == ""
+    assert table.loc[1, "MMLU held-out vs configured"].startswith("+40.00")
+    assert table.loc[1, "MMLU control vs configured"] == "+0.00 [+0.00, +0.00]"
+    assert table.loc[2, "MMLU vs configured"] == "+0.00 [+0.00, +0.00]"
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def batch():
+    ids = torch.randint(0, 40, (2, 9), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def test_cka_of_a_model_with_itself_has_a_unit_diagonal(model):
+    outputs = layer_outputs(model, [batch()])
+    assert len(outputs) == 3 and outputs[0].shape == (9 + 6, 16)  # real tokens only
+    matrix = cka_matrix(outputs, outputs)
+    assert [round(matrix[i][i], 6) for i in range(3)] == [1.0, 1.0, 1.0]
+    assert all(0 <= v <= 1 + 1e-9 for row in matrix for v in row)
+
+
+def test_bases_check_reports_every_layer_and_kind(model):
+    outputs = layer_outputs(model, [batch()])
+    found = bases_check(outputs, model.lm_head.weight.detach(), model.get_input_embeddings().weight.detach())
+    assert set(found) == {"output (pinv lm_head)", "input embedding", "random"}
+    assert all(len(v) == 3 and all(-1 <= x <= 1 for x in v) for v in found.values())
+    # an orthonormal basis recomposes exactly: the identity as "embedding" rows gives cosine 1
+    eye = torch.eye(16)
+    assert bases_check(outputs, model.lm_head.weight.detach(), eye)["input embedding"] == pytest.approx([1.0] * 3)

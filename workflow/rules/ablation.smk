@@ -1,0 +1,83 @@
+ABLATION = config["semalign"]["ablation"]
+ABLATION_TASK = ABLATION["task"]
+ABLATION_SEEDS = ABLATION["seeds"] or SEEDS
+
+
+def ablation_results(pair="{pair}"):
+    """Every variant x seed result file of one pair's ablation (pkt.ablation)."""
+    from pkt.ablation import variants
+
+    return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
+            for seed in ABLATION_SEEDS]
+
+
+# One job per pair trains and evaluates every variant on the ablation task (one import, one model load).
+rule semalign_ablation:
+    input:
+        teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
+        student=pair_student_dir,
+        targets=f"{RUN}/targets/{{pair}}/{ABLATION_TASK}",
+        pairing=f"{RUN}/pairing/{{pair}}/{ABLATION_TASK}.json",
+        split=f"{RUN}/data/{ABLATION_TASK}/train.jsonl",
+        tasks=f"workflow/tasks/{ABLATION_TASK}.yaml",
+        data=[f"{RUN}/data/{ABLATION_TASK}/test.jsonl"] if ABLATION_TASK.startswith("toy_") else [],
+        code=lib("ablation", "targets", "semalign", "train", "methods/semalign", "evaluate"),
+    output:
+        ablation_results(),
+    log:
+        f"{LOGS}/semalign_ablation/{{pair}}.log",
+    benchmark:
+        f"{LOGS}/semalign_ablation/{{pair}}.benchmark.tsv"
+    params:
+        root=f"{RUN}/ablation/{{pair}}",
+        semalign=config["semalign"],
+        method_settings=semalign_settings(),
+        train=train_settings,
+        task=ABLATION_TASK,
+        tasks_dir="workflow/tasks",
+        data=lambda wc: task_data(wc)[ABLATION_TASK],
+        evaluation=config["evaluation"],
+        seeds=ABLATION_SEEDS,
+        models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
+        max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["student"]),
+        device=config["device"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        "../envs/pkt.yaml"
+    message:
+        "SemAlign ablation of {wildcards.pair} on {params.task}"
+    script:
+        "../../scripts/semalign_ablation.py"
+
+
+localrules:
+    ablation_table,
+
+
+rule ablation_table:
+    input:
+        configured=expand(f"{RUN}/eval/semalign/{{pair}}/{ABLATION_TASK}/seed{{seed}}.json", pair=PAIRS, seed=SEEDS),
+        ablated=[path for pair in PAIRS for path in ablation_results(pair)],
+        code=lib("ablation", "tables", "stats"),
+    output:
+        csv=report(f"{RUN}/tables/semalign_ablation.csv", caption="../report/ablation.rst", category="Tables"),
+        md=f"{RUN}/tables/semalign_ablation.md",
+        tex=f"{RUN}/tables/semalign_ablation.tex",
+    log:
+        f"{LOGS}/ablation_table.log",
+    params:
+        semalign=config["semalign"],
+        pairs=config["pairs"],
+        tables=config["tables"],
+        caption=lambda wc: (
+            f"{table_caption()}. SemAlign ablation on {ABLATION_TASK} (seeds {ABLATION_SEEDS}): one switch"
+            " flipped at a time; 'vs configured' = row minus the configured SemAlign, paired bootstrap interval"
+        ),
+    conda:
+        "../envs/pkt.yaml"
+    script:
+        "../../scripts/ablation_table.py"
