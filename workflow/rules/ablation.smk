@@ -1,16 +1,3 @@
-ABLATION = config["semalign"]["ablation"]
-ABLATION_TASK = ABLATION["task"]
-ABLATION_SEEDS = ABLATION["seeds"] or SEEDS
-
-
-def ablation_results(pair="{pair}"):
-    """Every variant x seed result file of one pair's ablation (pkt.ablation)."""
-    from pkt.ablation import variants
-
-    return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
-            for seed in ABLATION_SEEDS]
-
-
 # One job per pair trains and evaluates every variant on the ablation task (one import, one model load).
 rule semalign_ablation:
     input:
@@ -34,7 +21,7 @@ rule semalign_ablation:
         method_settings=semalign_settings(),
         train=train_settings,
         task=ABLATION_TASK,
-        tasks_dir="workflow/tasks",
+        tasks_dir=lambda wc, input: str(Path(input.tasks).parent),
         data=lambda wc: task_data(wc)[ABLATION_TASK],
         evaluation=config["evaluation"],
         seeds=ABLATION_SEEDS,

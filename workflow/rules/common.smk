@@ -227,3 +227,16 @@ def table_caption():
     toy = all(t.startswith("toy_") for t in EVAL_TASKS)
     scale = "toy scale (CPU, invented world)" if toy else "paper protocol"
     return f"Run {config['run_name']}: {scale}; scores in %, mean ± std over seeds {SEEDS}"
+
+
+ABLATION = config["semalign"]["ablation"]
+ABLATION_TASK = ABLATION["task"]
+ABLATION_SEEDS = ABLATION["seeds"] or SEEDS
+
+
+def ablation_results(pair="{pair}"):
+    """Every variant x seed result file of one pair's SemAlign ablation (pkt.ablation)."""
+    from pkt.ablation import variants
+
+    return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
+            for seed in ABLATION_SEEDS]
