@@ -29,6 +29,7 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["train"] == 3  # (lora, seeking, semalign) x 1 pair: every seed's and task's adapter in one job
     assert jobs["evaluate"] == 3  # the same three: every seed and task with one model load
     assert jobs["evaluate_vanilla"] == 2  # teacher, student
+    assert jobs["semalign_ablation"] == jobs["analyze_semalign"] == jobs["ablation_table"] == 1
     assert jobs["tables"] == jobs["figures"] == 1
 
 
@@ -75,6 +76,11 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     semalign = json.loads((run / "adapters" / "semalign" / "toy" / "toy_mbpp" / "seed1" / "adapter_config.json")
                           .read_text())
     assert semalign["layers_to_transform"] == [index["layers"][0] - 1]
+    ablation = (run / "tables" / "semalign_ablation.md").read_text()
+    assert "as configured (v1" in ablation and "layer term only" in ablation and "vs configured" in ablation
+    analysis = json.loads((run / "analysis" / "toy" / "analysis.json").read_text())
+    assert len(analysis["cka_before"]) == 4 and len(analysis["cka_before"][0]) == 2
+    assert (run / "analysis" / "toy" / "cka.png").stat().st_size > 0
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").rglob("checkpoint-*"))
     leftovers = [p for p in run.rglob("*.tmp")]
     assert leftovers == []
@@ -93,7 +99,8 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
     assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 1, "pair_layers": 1,
                                  "extract_seeking": 1, "teacher_targets": 1, "train": 3, "evaluate": 3,
-                                 "evaluate_vanilla": 1, "tables": 1, "figures": 1, "all": 1}
+                                 "evaluate_vanilla": 1, "semalign_ablation": 1, "analyze_semalign": 1,
+                                 "ablation_table": 1, "tables": 1, "figures": 1, "all": 1}
     assert "model=teacher" not in out and "pair=teacher" not in out
 
 
@@ -101,7 +108,8 @@ def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_ru
     change = smoke_run / "change-train.yaml"
     change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"train": 3, "evaluate": 3, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"train": 3, "evaluate": 3, "semalign_ablation": 1, "analyze_semalign": 1,
+                                 "ablation_table": 1, "tables": 1, "figures": 1, "all": 1}
     assert "method=vanilla" not in out
 
 
@@ -124,7 +132,8 @@ def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
     finally:
         task.write_text(text)
         os.utime(task, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert planned_jobs(out) == {"evaluate": 3, "evaluate_vanilla": 2, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"evaluate": 3, "evaluate_vanilla": 2, "ablation_table": 1, "tables": 1,
+                                 "figures": 1, "all": 1}
 
 
 def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
@@ -136,6 +145,8 @@ def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
                 "adapters/lora/toy/toy_mbpp/seed1/adapter_model.safetensors",
                 "extract/toy/toy_mmlu/factors.safetensors",
                 "adapters/seeking/toy/toy_mbpp/seed1/adapter_model.safetensors",
+                "targets/toy/toy_gsm8k/topk_values.npy", "adapters/semalign/toy/toy_mbpp/seed1/adapter_model.safetensors",
+                "tables/semalign_ablation.csv",
                 "tables/main.csv", "tables/vs_lora.csv", "metrics.json"):
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     for path in sorted(first.glob("eval/*/*/*/seed*.json")):
