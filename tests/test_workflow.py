@@ -145,7 +145,8 @@ def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
                 "adapters/lora/toy/toy_mbpp/seed1/adapter_model.safetensors",
                 "extract/toy/toy_mmlu/factors.safetensors",
                 "adapters/seeking/toy/toy_mbpp/seed1/adapter_model.safetensors",
-                "targets/toy/toy_gsm8k/topk_values.npy", "adapters/semalign/toy/toy_mbpp/seed1/adapter_model.safetensors",
+                "targets/toy/toy_gsm8k/topk_values.npy",
+                "adapters/semalign/toy/toy_mbpp/seed1/adapter_model.safetensors",
                 "tables/semalign_ablation.csv",
                 "tables/main.csv", "tables/vs_lora.csv", "metrics.json"):
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
