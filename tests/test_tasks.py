@@ -148,3 +148,22 @@ def test_paper_gsm8k_stops_where_a_new_question_starts():
 def test_code_fence_with_any_language_tag():
     assert extract_code("```python3\ndef f():\n    return 1\n```") == "def f():\n    return 1\n"
     assert extract_code("```Python \ndef f():\n    return 2\n```") == "def f():\n    return 2\n"
+
+
+def test_identical_programs_run_once_per_process(monkeypatch):
+    """run_code gives a program seen before (another seed's identical completion) that run's verdict."""
+    from pkt import sandbox, tasks
+
+    ran: list[str] = []
+
+    def fake_run_programs(programs, workers=1):
+        ran.extend(programs)
+        return [sandbox.SandboxResult("pass" if "ok" in p else "fail", "stub", 0.0) for p in programs]
+
+    monkeypatch.setattr(sandbox, "run_programs", fake_run_programs)
+    monkeypatch.setattr(tasks, "_VERDICTS", {})
+    first = tasks.run_code(["x = 'ok-1'", "x = 'bad'"])
+    second = tasks.run_code(["x = 'bad'", "x = 'ok-2'", "x = 'ok-1'"])
+    assert ran == ["x = 'ok-1'", "x = 'bad'", "x = 'ok-2'"]  # each distinct program once
+    assert second[0] == first[1] and second[2] == first[0]
+    assert [json.loads(v)["status"] for v in second] == ["fail", "pass", "pass"]

@@ -10,6 +10,7 @@ all programs of a task at once on every core, from an lm-eval ``custom`` filter;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -125,11 +126,23 @@ def set_code_workers(n: int) -> None:
     _CODE_WORKERS = max(1, int(n))
 
 
+_VERDICTS: dict[str, str] = {}  # sha256 of a program -> its verdict, for this process (one evaluate job)
+
+
 def run_code(programs: list[str]) -> list[str]:
-    """Run programs in the sandbox on every core; return each verdict as a JSON string."""
+    """Run programs in the sandbox on every core; return each verdict as a JSON string.
+
+    A program identical byte for byte to one this process already ran (the same completion of the same
+    problem from another seed's adapter: about a quarter of an evaluate job's programs) gets that run's
+    verdict instead of a second run.
+    """
     from pkt.sandbox import run_programs
 
-    return [json.dumps(r.to_dict(), sort_keys=True) for r in run_programs(programs, workers=_CODE_WORKERS)]
+    keys = [hashlib.sha256(p.encode()).hexdigest() for p in programs]
+    todo = {k: p for k, p in zip(keys, programs) if k not in _VERDICTS}
+    results = run_programs(list(todo.values()), workers=_CODE_WORKERS)
+    _VERDICTS.update({k: json.dumps(r.to_dict(), sort_keys=True) for k, r in zip(todo, results)})
+    return [_VERDICTS[k] for k in keys]
 
 
 def humaneval_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:

@@ -68,3 +68,8 @@ rule ablation_table:
         "../envs/pkt.yaml"
     script:
         "../../scripts/ablation_table.py"
+
+
+rule ablations:
+    input:
+        [path for pair in PAIRS for path in ablation_results(pair)] if "semalign" in config["methods"] else [],
