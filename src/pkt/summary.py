@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def summarise(run_dir: str | Path) -> str:
-    """The probe's accuracy per model, the models' pretraining, the main and vs-reference tables."""
+    """The probe's accuracy per model, the models' pretraining, the main, vs-reference and ablation tables."""
     run = Path(run_dir)
     lines = [f"Results of {run}/"]
     probes = sorted((run / "probe").glob("*.json"))
@@ -29,6 +29,10 @@ def summarise(run_dir: str | Path) -> str:
         lines += ["", f"Main table ({table}; also .csv, .tex; figures in {run / 'figures'}/):", table.read_text()]
     for versus in sorted((run / "tables").glob("vs_*.md")):
         lines += [f"Against the reference ({versus}; also .csv with the raw numbers, .tex):", versus.read_text()]
+    ablation = run / "tables" / "semalign_ablation.md"
+    if ablation.is_file():
+        lines += [f"SemAlign ablation ({ablation}; also .csv, .tex; CKA and bases figures in {run / 'analysis'}/):",
+                  ablation.read_text()]
     return "\n".join(lines)
 
 
