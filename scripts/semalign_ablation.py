@@ -33,18 +33,22 @@ if __name__ == "__main__":
                     m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *params.models, sem["shared_vocab_only"])
                     matrix = mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double()))
                 pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
-                batches, _ = supervised_batches(load_split(inp.split), tokenizer, sem["batch_size"], params.max_length)
                 targets_dir = root / slug / "targets"
                 with atomic_dir(targets_dir) as tmp:
-                    write_targets(tmp, compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk),
-                                  {"pairs": pairs, "signal": settings.signal, "topk": settings.topk, "variant": slug})
+                    for records, folder in ((inp.split, tmp), (inp.align, tmp / "align")):
+                        folder.mkdir(exist_ok=True)
+                        batches, _ = supervised_batches(load_split(records), tokenizer, sem["batch_size"],
+                                                        params.max_length)
+                        computed = compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk)
+                        write_targets(folder, computed, {"pairs": pairs, "signal": settings.signal,
+                                                         "topk": settings.topk, "variant": slug})
             for seed in params.seeds:
                 setup_torch(snakemake.threads, seed)
                 out = root / slug / f"adapter-seed{seed}"
                 train(method="semalign", method_settings={**params.method_settings, **variant["method"]},
                       student_dir=inp.student, train_split=inp.split, out_dir=out,
                       checkpoint_dir=root / slug / f"checkpoints-seed{seed}", settings=params.train, seed=seed,
-                      device=device, inputs={"targets": str(targets_dir)})
+                      device=device, inputs={"targets": str(targets_dir), "align_split": inp.align})
                 adapters[(slug, seed)] = out
         lm = load_lm(inp.student, {f"{slug}-seed{seed}": str(path) for (slug, seed), path in adapters.items()},
                      batch_size=params.evaluation["batch_size"], device=device, max_length=params.max_length)

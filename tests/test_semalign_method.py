@@ -136,3 +136,26 @@ def test_missing_targets_are_named(tmp_path):
         method.targets()
     with pytest.raises(ValueError, match="semalign.variant"):
         get_method("semalign").from_dict({"variant": "v3"})
+
+
+def test_alignment_phase_uses_the_align_targets_and_the_layer_term_alone(setup, tmp_path):
+    teacher, student, pairs, matrix, folder = setup
+    align = folder / "align"
+    align.mkdir()
+    write_targets(align, compute_targets(teacher, batches(3), pairs, matrix, "delta", topk=5),
+                  {"pairs": pairs, "signal": "delta", "topk": 5})
+    method, model = method_on(student, folder, align_steps=2, align_lr=1e-4)
+    assert method_on(tiny(16, 2, 1), folder)[0].align_phase() is None  # 0 steps: no phase
+    with pytest.raises(KeyError, match="align_split"):
+        method.align_phase()
+    method.inputs["align_split"] = tmp_path / "align.jsonl"
+    assert method.align_phase() == {"split": tmp_path / "align.jsonl", "steps": 2, "lr": 1e-4}
+    batch = batches(3)[0]
+    inputs = {**batch, "example_index": torch.tensor([0, 1, 2])}
+    method.begin_align()
+    assert method.targets().folder == align and method.supervised_weight == 0.0
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    layer_only = method.aux_loss(model, inputs, out)
+    method.end_align()
+    both = method.aux_loss(model, inputs, out)  # the train split's targets: the same first 3 examples here
+    assert float(both) > float(layer_only)  # + the output term

@@ -118,9 +118,7 @@ def train(
     encoded, length_rule = encode_split(records, tokenizer, opts.max_length)
     log.info("length rule at %d tokens: %d of %d examples cut, %d dropped", opts.max_length,
              length_rule["truncated"], length_rule["examples"], length_rule["dropped"])
-    if "example_index" in strategy.extra_keys:  # the row of each example in per-example stored inputs
-        encoded = [{**e, "example_index": i} for i, e in enumerate(encoded)]
-    dataset = Dataset.from_list(encoded)
+    dataset = Dataset.from_list(_indexed(encoded, strategy))
 
     key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs)
     ckpt = run_dir(checkpoint_dir, key)
@@ -142,6 +140,7 @@ def train(
         callbacks=[mark_complete_callback(), *strategy.callbacks()],
     )
     start = time.perf_counter()
+    aligned = None if resume else _align_phase(strategy, model, tokenizer, opts, seed, device, ckpt)
     result = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - start
     if not trainer.is_world_process_zero():
@@ -158,6 +157,7 @@ def train(
         "final_loss": curve[-1][1] if curve else float(result.training_loss),  # the last logged loss
         "mean_loss": float(result.training_loss),  # mean over the steps this process ran
         "loss_curve": curve,
+        "align_phase": aligned,  # a method's phase before training (SemAlign v1's alignment), or None
         "resumed_from": Path(resume).name if resume else None,
         "run_key": key,
         "wall_s": round(wall, 2),  # this process's training time (after a resume: the remaining steps)
@@ -176,6 +176,44 @@ def train(
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return figures
+
+
+def _indexed(encoded: list[dict], strategy) -> list[dict]:
+    """Each example with its row (``example_index``) when the method reads per-example stored inputs."""
+    if "example_index" not in strategy.extra_keys:
+        return encoded
+    return [{**e, "example_index": i} for i, e in enumerate(encoded)]
+
+
+def _align_phase(strategy, model, tokenizer, opts: TrainSettings, seed: int, device: str, ckpt: Path):
+    """Run the method's phase before training (``Method.align_phase``), if any, with its own Trainer.
+
+    Skipped on a resume: the checkpoint's weights already include it. Returns what it did, for
+    training.json.
+    """
+    phase = strategy.align_phase()
+    if not phase:
+        return None
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    encoded, _ = encode_split(load_split(phase["split"]), tokenizer, opts.max_length)
+    args = TrainingArguments(
+        output_dir=str(ckpt / "align-phase"), max_steps=phase["steps"], per_device_train_batch_size=opts.batch_size,
+        learning_rate=phase["lr"], lr_scheduler_type="constant", weight_decay=0.0, logging_steps=1,
+        save_strategy="no", report_to="none", seed=seed, data_seed=seed, use_cpu=device == "cpu",
+        bf16=device.startswith("cuda"), remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+    )
+    trainer = make_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(_indexed(encoded, strategy)),
+                                   method=strategy, data_collator=partial(collate, pad_id=tokenizer.pad_token_id))
+    strategy.begin_align()
+    try:
+        trainer.train()
+    finally:
+        strategy.end_align()
+        shutil.rmtree(ckpt / "align-phase", ignore_errors=True)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"split": str(phase["split"]), "steps": trainer.state.global_step, "lr": phase["lr"], "losses": losses}
 
 
 def main(argv: list[str] | None = None) -> None:

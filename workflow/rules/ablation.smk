@@ -6,6 +6,7 @@ rule semalign_ablation:
         targets=f"{RUN}/targets/{{pair}}/{ABLATION_TASK}",
         pairing=f"{RUN}/pairing/{{pair}}/{ABLATION_TASK}.json",
         split=f"{RUN}/data/{ABLATION_TASK}/train.jsonl",
+        align=f"{RUN}/data/{ABLATION_TASK}/align.jsonl",
         tasks=f"workflow/tasks/{ABLATION_TASK}.yaml",
         data=[f"{RUN}/data/{ABLATION_TASK}/test.jsonl"] if ABLATION_TASK.startswith("toy_") else [],
         code=lib("ablation", "targets", "semalign", "train", "methods/semalign", "evaluate"),

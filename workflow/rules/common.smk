@@ -107,7 +107,8 @@ def semalign_settings():
     sem = config["semalign"]
     return {**{k: config["lora"][k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
             "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
-            "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"]}
+            "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"],
+            "align_steps": sem["align"]["steps"], "align_lr": sem["align"]["lr"]}
 
 
 def method_settings(wildcards):
@@ -120,7 +121,8 @@ def method_inputs(wildcards):
     if wildcards.method == "seeking":
         return {"extract": per_task(f"{RUN}/extract/{wildcards.pair}/{{task}}/factors.safetensors")}
     if wildcards.method == "semalign":
-        return {"targets": per_task(f"{RUN}/targets/{wildcards.pair}/{{task}}")}
+        return {"targets": per_task(f"{RUN}/targets/{wildcards.pair}/{{task}}"),
+                "align": per_task(f"{RUN}/data/{{task}}/align.jsonl")}
     return {}
 
 
@@ -129,7 +131,8 @@ def method_task_inputs(wildcards):
     if wildcards.method == "seeking":
         return {task: {"extract": f"{RUN}/extract/{wildcards.pair}/{task}"} for task in EVAL_TASKS}
     if wildcards.method == "semalign":
-        return {task: {"targets": f"{RUN}/targets/{wildcards.pair}/{task}"} for task in EVAL_TASKS}
+        return {task: {"targets": f"{RUN}/targets/{wildcards.pair}/{task}",
+                       "align_split": f"{RUN}/data/{task}/align.jsonl"} for task in EVAL_TASKS}
     return {task: {} for task in EVAL_TASKS}
 
 

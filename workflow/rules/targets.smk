@@ -4,6 +4,7 @@ rule teacher_targets:
         teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
         student=pair_student_dir,
         splits=expand(f"{RUN}/data/{{task}}/train.jsonl", task=EVAL_TASKS),
+        align=expand(f"{RUN}/data/{{task}}/align.jsonl", task=EVAL_TASKS),
         pairings=per_task(f"{RUN}/pairing/{{pair}}/{{task}}.json"),
         code=lib("targets", "semalign", "data"),
     output:

@@ -81,6 +81,16 @@ class Method:
         """The weight of the usual cross-entropy on response tokens in the training loss."""
         return 1.0
 
+    def align_phase(self) -> dict[str, Any] | None:
+        """A short phase before training, {"split", "steps", "lr"} (SemAlign v1's alignment), or None."""
+        return None
+
+    def begin_align(self) -> None:
+        """Called before the align phase (switch the loss to it)."""
+
+    def end_align(self) -> None:
+        """Called after the align phase."""
+
     def callbacks(self) -> list[Any]:
         """``TrainerCallback``s the method needs (a training schedule), none by default."""
         return []

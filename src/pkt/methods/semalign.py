@@ -13,6 +13,8 @@ and minimises, with ``variant``:
   only the frontier layer is trainable (and aligned) in each stage of equal length.
 
 ``ce`` weighs the usual cross-entropy (0 by default: the paper's objective is the two terms alone).
+With ``align_steps`` > 0, v1's alignment phase (Appendix A.2) runs first: that many steps of the layer term
+alone on the task's align split (targets in ``<targets>/align``) at ``align_lr``.
 LoRA starts with B = 0, so the student is unchanged at step 0; the adapter is a plain peft LoRA.
 """
 
@@ -43,6 +45,8 @@ class SemAlignSettings(LoraSettings):
     layer_weight: float = 1.0
     output_weight: float = 1.0
     ce_weight: float = 0.0
+    align_steps: int = 0  # v1's alignment phase: steps of the layer term alone on the align split
+    align_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -57,17 +61,36 @@ class SemAlign(Method):
     config_class = SemAlignSettings
     extra_keys: ClassVar[tuple[str, ...]] = ("example_index",)
 
+    aligning: bool = False
+
     def targets(self) -> Targets:
+        """The train split's stored targets, or the align split's (``<targets>/align``) during alignment."""
         folder = self.inputs.get("targets")
         if folder is None:
             raise KeyError("method 'semalign' needs the 'targets' input: the teacher_targets rule's output folder")
-        if not hasattr(self, "_targets"):
-            self._targets = Targets(Path(folder))
-        return self._targets
+        key = "_align_targets" if self.aligning else "_targets"
+        if not hasattr(self, key):
+            setattr(self, key, Targets(Path(folder) / "align" if self.aligning else Path(folder)))
+        return getattr(self, key)
 
     @property
     def supervised_weight(self) -> float:
-        return self.config.ce_weight
+        return 0.0 if self.aligning else self.config.ce_weight
+
+    def align_phase(self) -> dict[str, Any] | None:
+        """v1's alignment phase (methods digest 6.1): a few steps of the layer term on the align split."""
+        if self.config.align_steps <= 0:
+            return None
+        split = self.inputs.get("align_split")
+        if split is None:
+            raise KeyError("semalign.align.steps > 0 needs the 'align_split' input (the task's align split)")
+        return {"split": split, "steps": self.config.align_steps, "lr": self.config.align_lr}
+
+    def begin_align(self) -> None:
+        self.aligning = True
+
+    def end_align(self) -> None:
+        self.aligning = False
 
     def init_adapter(self, model, tokenizer):
         """LoRA (standard init) on the target modules of the paired student layers only; hooks on those layers."""
@@ -138,5 +161,6 @@ class SemAlign(Method):
             prev[:, :-1] = mask[:, 1:]
             values, ids = targets.topk(examples, counts)
             output_term = topk_kl(outputs.logits[prev], values.to(outputs.logits.device), ids.to(outputs.logits.device))
-        self.last_terms = {"layer": float(layer_term.detach()), "output": float(output_term.detach())}
+        if self.aligning:  # the alignment phase trains the layer term alone
+            return layer_term
         return self.config.layer_weight * layer_term + self.config.output_weight * output_term
