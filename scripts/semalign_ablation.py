@@ -4,13 +4,11 @@ import dataclasses
 from pathlib import Path
 
 from pkt.ablation import result_path, variants
-from pkt.data import load_split, supervised_batches
 from pkt.evaluate import load_lm, run_task, use_adapter
 from pkt.io import atomic_dir, read_json, write_json
-from pkt.models import load_model, load_tensor
+from pkt.models import load_model
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
-from pkt.semalign import mapping_matrix, semantic_bases, shared_vocab_size
-from pkt.targets import TARGET_FIELDS, TargetSettings, compute_targets, trained_pairs, write_targets
+from pkt.targets import TARGET_FIELDS, TargetSettings, student_map, trained_pairs, write_task_targets
 from pkt.train import train
 
 if __name__ == "__main__":
@@ -28,20 +26,12 @@ if __name__ == "__main__":
                 settings = dataclasses.replace(configured, **variant["targets"])
                 if teacher is None:
                     teacher, tokenizer = load_model(inp.teacher, device)
-                    head_s = load_tensor(inp.student, "lm_head.weight")
-                    head_t = teacher.get_output_embeddings().weight.detach()
-                    m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *params.models, sem["shared_vocab_only"])
-                    matrix = mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double()))
+                    matrix, _ = student_map(teacher, inp.student, params.models, sem["shared_vocab_only"])
                 pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
                 targets_dir = root / slug / "targets"
                 with atomic_dir(targets_dir) as tmp:
-                    for records, folder in ((inp.split, tmp), (inp.align, tmp / "align")):
-                        folder.mkdir(exist_ok=True)
-                        batches, _ = supervised_batches(load_split(records), tokenizer, sem["batch_size"],
-                                                        params.max_length)
-                        computed = compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk)
-                        write_targets(folder, computed, {"pairs": pairs, "signal": settings.signal,
-                                                         "topk": settings.topk, "variant": slug})
+                    write_task_targets(tmp, teacher, tokenizer, {"train": inp.split, "align": inp.align}, pairs,
+                                       matrix, settings, sem["batch_size"], params.max_length, {"variant": slug})
             for seed in params.seeds:
                 setup_torch(snakemake.threads, seed)
                 out = root / slug / f"adapter-seed{seed}"

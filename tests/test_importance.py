@@ -220,13 +220,13 @@ def test_invalid_target_raises(model, bad):
 
 
 def test_hidden_state_from_tensor_or_tuple():
-    from pkt.importance import _hidden
+    from pkt.importance import hidden_state
 
     t = torch.zeros(1, 2, 3)
-    assert _hidden(t) is t
-    assert _hidden((t, None)) is t
+    assert hidden_state(t) is t
+    assert hidden_state((t, None)) is t
     with pytest.raises(TypeError, match="decoder layer returned"):
-        _hidden(None)
+        hidden_state(None)
 
 
 # --- target="delta": A_l = h_l - h_{l-1}, the layer's own residual contribution -------------------------

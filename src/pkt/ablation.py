@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pkt.io import atomic_path, write_text
-from pkt.tables import ROWS, formatted, load_items, load_results, main_table, vs_reference
+from pkt.tables import formatted, interval, load_items, load_results, main_table, vs_reference
 
 
 def variants(semalign: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -51,23 +51,18 @@ def ablation_table(configured: Iterable[str | os.PathLike[str]], ablated: Iterab
     """Rows: the configured SemAlign and each variant; cells 'mean ± std' and the difference to the configured
     row with its paired bootstrap interval (items and seeds), per column of the ablation task."""
     paths = [*configured, *ablated]
-    table = formatted(main_table(load_results(paths, pairs)))
+    main = main_table(load_results(paths, pairs))
+    table = formatted(main).drop(columns=["Average", "Gap to teacher"], errors="ignore")
+    table.index = main.index.get_level_values("row")
+    order = ["semalign", *(r for r in labels if r != "semalign")]
+    table = table.reindex([r for r in order if r in table.index])
     versus = vs_reference(load_items(paths, pairs), reference="semalign", n_boot=n_boot, level=level, seed=seed)
-    table = table.drop(columns=["Average", "Gap to teacher"], errors="ignore")
-    rows = ["semalign", *[r for r in labels if r != "semalign"]]
-    keys = [next(k for k, v in ROWS.items() if v == m) if m in ROWS.values() else m for m in table["Model"]]
-    table.index = keys
-    table = table.reindex([r for r in rows if r in table.index])
     for column in [c for c in table.columns if c not in ("Model", "Seeds")]:
-        deltas = []
-        for row in table.index:
-            if row == "semalign" or versus.empty or ("diff", column) not in versus.columns:
-                deltas.append("")
-                continue
-            d, lo, hi = (versus.loc[(versus.index.get_level_values("row") == row), (s, column)].iloc[0]
-                         for s in ("diff", "lo", "hi"))
-            deltas.append(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("*" if lo > 1e-9 or hi < -1e-9 else ""))
-        table[f"{column} vs configured"] = deltas
+        table[f"{column} vs configured"] = [
+            interval(*(versus.xs(row, level="row")[(s, column)].iloc[0] for s in ("diff", "lo", "hi")))
+            if row != "semalign" and ("diff", column) in versus.columns else ""
+            for row in table.index
+        ]
     table["Model"] = [labels.get(r, r) for r in table.index]
     return table.reset_index(drop=True)
 

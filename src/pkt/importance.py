@@ -72,7 +72,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     raise ValueError(f"cannot find decoder layers on {name} (no get_decoder().layers or model.layers)")
 
 
-def _hidden(output: Any) -> torch.Tensor:
+def hidden_state(output: Any) -> torch.Tensor:
     """The hidden state a decoder layer returns: a tensor (transformers 5) or the first tuple item."""
     if isinstance(output, torch.Tensor):
         return output
@@ -82,7 +82,7 @@ def _hidden(output: Any) -> torch.Tensor:
     raise TypeError(f"decoder layer returned {kind}, expected a tensor or a tuple of tensors")
 
 
-def _layer_input(args: tuple, kwargs: dict) -> torch.Tensor:
+def layer_input(args: tuple, kwargs: dict) -> torch.Tensor:
     """The hidden state passed to a decoder layer: its first positional argument or ``hidden_states``."""
     value = args[0] if args else kwargs.get("hidden_states")
     if not isinstance(value, torch.Tensor):
@@ -169,13 +169,13 @@ def batch_attributions(
 
     def make_hook(i: int):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            captured[i] = _hidden(output)
+            captured[i] = hidden_state(output)
 
         return hook
 
     def make_pre_hook(i: int):
         def pre_hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
-            inputs[i] = _layer_input(args, kwargs).detach()
+            inputs[i] = layer_input(args, kwargs).detach()
 
         return pre_hook
 

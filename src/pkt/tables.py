@@ -228,7 +228,7 @@ def write_tables(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.
     write_json(metrics, flat_metrics(table))
 
 
-def _interval(diff: float, lo: float, hi: float) -> str:
+def interval(diff: float, lo: float, hi: float) -> str:
     """'+3.25 [-1.10, +7.60]', with a trailing '*' when the interval excludes 0 (beyond float noise)."""
     if pd.isna(diff):
         return ""
@@ -260,7 +260,7 @@ def write_vs_reference(table: pd.DataFrame, csv: str | os.PathLike[str], md: str
     for c in benches:
         for stat in ("diff", "lo", "hi"):
             raw[f"{c} {stat}"] = table[(stat, c)].to_numpy()
-        shown[c] = [_interval(*v) for v in zip(table[("diff", c)], table[("lo", c)], table[("hi", c)])]
+        shown[c] = [interval(*v) for v in zip(table[("diff", c)], table[("lo", c)], table[("hi", c)])]
     shown["Seeds"] = raw["seeds"]
     if len(set(pairs)) == 1:
         shown = shown.drop(columns="Pair")

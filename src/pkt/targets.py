@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pkt.importance import IGNORE_INDEX, decoder_layers
+from pkt.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input
 from pkt.pairing import interpolation
 
 SIGNALS = ("delta", "output")
@@ -91,12 +92,10 @@ def layer_signals(model: nn.Module, batch: Mapping[str, torch.Tensor], layers: S
     ins: dict[int, torch.Tensor] = {}
     handles = []
     for i in set(layers):
-        handles.append(blocks[i].register_forward_hook(
-            lambda _m, _a, out, i=i: outs.__setitem__(i, out if torch.is_tensor(out) else out[0])))
+        handles.append(blocks[i].register_forward_hook(lambda _m, _a, out, i=i: outs.__setitem__(i, hidden_state(out))))
         if signal == "delta":
             handles.append(blocks[i].register_forward_pre_hook(
-                lambda _m, args, kwargs, i=i: ins.__setitem__(i, args[0] if args else kwargs["hidden_states"]),
-                with_kwargs=True))
+                lambda _m, args, kwargs, i=i: ins.__setitem__(i, layer_input(args, kwargs)), with_kwargs=True))
     try:
         result = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}, use_cache=False)
     finally:
@@ -114,8 +113,8 @@ def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Ten
     rows: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
     values, ids, counts = [], [], []
     teacher.eval()
+    device = next(teacher.parameters()).device
     for batch in batches:
-        device = next(teacher.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         signals, out = layer_signals(teacher, batch, layers, signal)
         mask = batch["labels"] != IGNORE_INDEX  # supervised positions: the response tokens
@@ -140,6 +139,36 @@ def semalign_map(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     from pkt.semalign import map_teacher
 
     return map_teacher(h, matrix.to(h.device))
+
+
+def student_map(teacher: nn.Module, student_dir: str | os.PathLike[str], names: Sequence[str],
+                shared_vocab_only: bool) -> tuple[torch.Tensor, int]:
+    """M = S_S S_T^T from the teacher's LM head and the saved student's (no student model is built), and the
+    size of the vocabulary the bases are aligned over."""
+    from pkt.models import load_tensor
+    from pkt.semalign import mapping_matrix, semantic_bases, shared_vocab_size
+
+    head_t, head_s = teacher.get_output_embeddings().weight.detach(), load_tensor(student_dir, "lm_head.weight")
+    m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *names, shared_vocab_only)
+    return mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double())), m
+
+
+def write_task_targets(folder: Path, teacher: nn.Module, tokenizer, splits: Mapping[str, str | os.PathLike[str]],
+                       pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, settings: TargetSettings,
+                       batch_size: int, max_length: int, meta: Mapping[str, Any]) -> None:
+    """One task's targets: the train split's into ``folder``, the align split's (v1's alignment phase) into
+    ``folder/align``; ``splits`` = {"train": path, "align": path}. The caller makes ``folder`` atomic."""
+    from pkt.data import load_split, supervised_batches
+
+    for name, split in splits.items():
+        start = time.perf_counter()
+        out = folder if name == "train" else folder / name
+        out.mkdir(exist_ok=True)
+        batches, length_rule = supervised_batches(load_split(split), tokenizer, batch_size, max_length)
+        computed = compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk)
+        write_targets(out, computed, {**meta, "split": str(split), "pairs": pairs, "signal": settings.signal,
+                                      "topk": settings.topk, "length_rule": length_rule,
+                                      "wall_s": round(time.perf_counter() - start, 2)})
 
 
 def write_targets(folder: str | os.PathLike[str], computed: Mapping[str, Any], meta: Mapping[str, Any]) -> None:

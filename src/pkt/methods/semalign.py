@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from pkt.importance import IGNORE_INDEX, decoder_layers
+from pkt.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.semalign import layer_cosine_loss, onehot_output_loss, relational_loss, topk_kl
 from pkt.targets import Targets
@@ -111,10 +111,10 @@ class SemAlign(Method):
         return model
 
     def _keep_output(self, i: int, _module, _args, out) -> None:
-        self.captured[i] = out if torch.is_tensor(out) else out[0]
+        self.captured[i] = hidden_state(out)
 
     def _keep_input(self, i: int, _module, args, kwargs) -> None:
-        self.inputs_of[i] = args[0] if args else kwargs["hidden_states"]
+        self.inputs_of[i] = layer_input(args, kwargs)
 
     def callbacks(self) -> list[Any]:
         """v2 with several pairs: shallow-to-deep stages, only the frontier layer's LoRA trainable."""
