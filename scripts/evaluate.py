@@ -24,7 +24,7 @@ if __name__ == "__main__":
         adapters = {adapter_name(task, seed): path for seed, by_task in params.adapters.items()
                     for task, path in by_task.items()}
         lm = load_lm(snakemake.input.model, adapters or None, batch_size=ev["batch_size"],
-                     device=resolve_device(params.device), max_length=params.max_length)
+                     device=resolve_device(params.device), max_length=params.max_length, merge=ev["merge_adapters"])
         # A model is identified by the sha256 of its directory's files (cheap for toy models).
         model = {"name": params.model_name, "path": snakemake.input.model, "sha256": sha256_dir(snakemake.input.model)}
         runs = [(seed, task) for seed in params.seeds for task in params.tasks]  # the order of the outputs

@@ -58,6 +58,23 @@ def test_switched_adapters_equal_separately_loaded_adapters(saved):
         use_adapter(lm, "task_c")
 
 
+def test_merged_adapters_give_each_adapters_logits_and_leave_the_base_untouched(saved):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    lm = load_lm(saved / "model", {"task_a": saved / "task_a", "task_b": saved / "task_b"}, batch_size=2, merge=True)
+    plain = logits(AutoModelForCausalLM.from_pretrained(saved / "model").eval(), ids)
+    for task in ("task_a", "task_b", "task_a"):
+        use_adapter(lm, task)
+        assert not hasattr(lm.model, "peft_config")  # plain weights: no LoRA branch left
+        alone = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(saved / "model"), saved / task).eval()
+        torch.testing.assert_close(logits(lm.model, ids), logits(alone, ids), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits(lm.pkt_merge["base"], ids), plain)  # every merge starts from a fresh copy
+    with pytest.raises(KeyError, match="task_c"):
+        use_adapter(lm, "task_c")
+
+
 def test_without_adapters_the_model_is_the_plain_model(saved):
     from transformers import AutoModelForCausalLM
 

@@ -43,9 +43,8 @@ def test_smoke_dag_writes_every_stage(smoke_run):
         assert probe["n_held_out"] + probe["n_control"] == 24
     manifest = json.loads((run / "data" / "manifest.json").read_text())
     assert "toy_mmlu/test.jsonl" in manifest["files"]
-    for method, pair, seed in (("vanilla", "teacher", 0), ("vanilla", "student", 0), ("lora", "toy", 0),
-                               ("lora", "toy", 1), ("seeking", "toy", 0), ("seeking", "toy", 1),
-                               ("semalign", "toy", 0), ("semalign", "toy", 1)):
+    trained = [(m, "toy", seed) for m in ("lora", "seeking", "semalign", "laten", "kd", "fitnet") for seed in (0, 1)]
+    for method, pair, seed in [("vanilla", "teacher", 0), ("vanilla", "student", 0), *trained]:
         for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
             result = json.loads((run / "eval" / method / pair / task / f"seed{seed}.json").read_text())
             assert result["n"] == len(result["items"]["score"]) == (24 if task == "toy_mmlu" else 8)
@@ -59,7 +58,7 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     assert pairing["n_teacher"] == 4 and pairing["n_student"] == 2
     assert (run / "pairing" / "toy" / "toy_mmlu.png").stat().st_size > 0
     main = (run / "tables" / "main.md").read_text()
-    assert "| LoRA" in main and "| Seeking" in main and "| SemAlign" in main and " ± " in main
+    assert all(f"| {row}" in main for row in ("LoRA", "Seeking", "SemAlign", "LaTen", "KD", "FitNet")) and " ± " in main
     assert "MMLU held-out" in main and "MMLU control" in main
     versus = (run / "tables" / "vs_lora.md").read_text()
     assert "| Student" in versus and "| Seeking" in versus and "| LoRA" not in versus and "paired bootstrap" in versus
@@ -76,6 +75,11 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     semalign = json.loads((run / "adapters" / "semalign" / "toy" / "toy_mbpp" / "seed1" / "adapter_config.json")
                           .read_text())
     assert semalign["layers_to_transform"] == [index["layers"][0] - 1]
+    laten = run / "adapters" / "laten" / "toy" / "toy_gsm8k" / "seed1"
+    injected = json.loads((laten / "training.json").read_text())
+    assert len(injected["translator_log"]) == 4 and injected["plan"]["up"]["units"] == 6  # int(64 x 0.1)
+    assert json.loads((laten / "adapter_config.json").read_text())["rank_pattern"]["v_proj"] == 3  # int(32 x 0.1)
+    assert (run / "targets" / "toy" / "toy_mbpp" / f"teacher{index['layers'][0]}.npy").is_file()  # fitnet's rows
     ablation = (run / "tables" / "semalign_ablation.md").read_text()
     assert "as configured (v1" in ablation and "layer term only" in ablation and "vs configured" in ablation
     analysis = json.loads((run / "analysis" / "toy" / "analysis.json").read_text())
@@ -167,6 +171,8 @@ def test_a_rerun_from_scratch_is_bit_identical(smoke_run, tmp_path):
         ({"tables": {"reference": "lroa"}}, "tables.reference: 'lroa' is not a row of the table"),
         ({"models": {"student": {"num_layers": 5}}}, "seeking, which needs the teacher's num_layers (4)"),
         ({"seeking": {"structure": "blocks"}}, "blocks"),
+        ({"laten": {"rate": 0.01}}, "laten.rate 0.01 selects no unit of pairs.toy's student (intermediate_size 64)"),
+        ({"kd": {"alpha": 2}}, "alpha"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, override, message):

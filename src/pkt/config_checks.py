@@ -40,6 +40,8 @@ def config_errors(config: dict[str, Any]) -> list[str]:
                 )
     if "seeking" in config["methods"]:
         errors += _seeking_errors(config)
+    if "laten" in config["methods"]:
+        errors += _laten_errors(config)
     sem = config.get("semalign", {})
     checked = {"analysis_task": sem.get("analysis_task"), "ablation.task": sem.get("ablation", {}).get("task")}
     for key, task in checked.items():
@@ -71,6 +73,23 @@ def _seeking_errors(config: dict[str, Any]) -> list[str]:
         size = config["world"]["splits"].get(task, {}).get("extract")
         if size is not None and size < (k or 1):
             errors.append(f"world.splits.{task}.extract has {size} items; seeking needs {k or 1} (seeking.k)")
+    return errors
+
+
+def _laten_errors(config: dict[str, Any]) -> list[str]:
+    """LaTen injects int(rate x units) vectors per student layer and trains on the extract split."""
+    errors, models = [], config["models"]
+    rate = config.get("laten", {}).get("rate", 0.1)
+    for pair, p in config["pairs"].items():
+        s = models.get(p["student"])
+        if s is None:
+            continue
+        for key in ("intermediate_size", "hidden_size"):
+            if int(s[key] * rate) < 1:
+                errors.append(f"laten.rate {rate} selects no unit of pairs.{pair}'s student ({key} {s[key]})")
+    for task in config["evaluation"]["tasks"]:
+        if config["world"]["splits"].get(task, {}).get("extract", 1) < 1:
+            errors.append(f"world.splits.{task}.extract is empty; laten trains its translator on it")
     return errors
 
 

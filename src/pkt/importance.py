@@ -90,6 +90,14 @@ def layer_input(args: tuple, kwargs: dict) -> torch.Tensor:
     return value
 
 
+def predicting_positions(mask):
+    """The positions whose logits predict the supervised tokens of ``mask`` [B, T] (one to the left): where
+    a model's logits are compared with a teacher's or a target's for those tokens."""
+    prev = mask.new_zeros(mask.shape)
+    prev[:, :-1] = mask[:, 1:]
+    return prev
+
+
 def check_batch(batch: Mapping[str, torch.Tensor], index: int = 0) -> None:
     """Raise ValueError unless ``batch`` has ``input_ids`` and ``labels`` with some supervised token.
 

@@ -29,7 +29,7 @@ SUBSETS = {"held_out": "held-out", "control": "control"}  # item group -> suffix
 # Each benchmark is followed by its subsets (only toy_mmlu has any): MMLU, MMLU held-out, MMLU control, GSM8K...
 COLUMNS = [c for b in BENCHMARKS.values() for c in (b, *(f"{b} {s}" for s in SUBSETS.values()))]
 ROWS = {"student": "Student", "teacher": "Teacher", "lora": "LoRA", "seeking": "Seeking", "semalign": "SemAlign",
-        "laten": "LaTen", "kd": "KD"}
+        "laten": "LaTen", "kd": "KD", "fitnet": "FitNet"}
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ the pairing says so, maps it into the student's space through the semantic bases
 
 * ``layer<k>.npy``: float32 [N, D_S], the targets of student layer k (1-indexed), one row per supervised
   position, examples one after another in the order of the encoded split;
+* ``teacher<k>.npy``: float32 [N, D_T], the same positions' teacher signal *before* the map (FitNet's target,
+  which a learned projector reaches instead of the vocabulary-defined map);
 * ``topk_values.npy`` / ``topk_ids.npy``: [N, topk], the teacher's largest next-token logits and their
   ids at the position before each supervised token (v2's KL term);
 * ``index.json``: per example the row offset and count, the trained pairs and every setting.
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pkt.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input
+from pkt.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.pairing import interpolation
 
 SIGNALS = ("delta", "output")
@@ -111,6 +113,7 @@ def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Ten
     """Run the teacher over ``batches`` (padded, in split order); return the arrays and index to store."""
     layers = sorted({t - 1 for p in pairs for t, _ in p["sources"]})
     rows: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
+    raw: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
     values, ids, counts = [], [], []
     teacher.eval()
     device = next(teacher.parameters()).device
@@ -118,19 +121,20 @@ def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Ten
         batch = {k: v.to(device) for k, v in batch.items()}
         signals, out = layer_signals(teacher, batch, layers, signal)
         mask = batch["labels"] != IGNORE_INDEX  # supervised positions: the response tokens
-        prev = torch.zeros_like(mask)
-        prev[:, :-1] = mask[:, 1:]  # the positions whose logits predict them
+        prev = predicting_positions(mask)
         if not torch.equal(prev.sum(1), mask.sum(1)):
             raise ValueError("a supervised token at position 0 has no logits before it: the prompt must come first")
         counts += mask.sum(1).tolist()
         for p in pairs:
-            mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])
-            rows[p["student"]].append(semalign_map(mixed[mask], matrix).cpu().numpy())
+            mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])[mask]
+            rows[p["student"]].append(semalign_map(mixed, matrix).cpu().numpy())
+            raw[p["student"]].append(mixed.cpu().numpy())
         top = out.logits[prev].float().topk(min(topk, out.logits.shape[-1]), dim=-1)
         values.append(top.values.cpu().numpy())
         ids.append(top.indices.to(torch.int32).cpu().numpy())
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist() if counts else []
-    return {"rows": {k: np.concatenate(v) for k, v in rows.items()}, "topk_values": np.concatenate(values),
+    return {"rows": {k: np.concatenate(v) for k, v in rows.items()},
+            "teacher_rows": {k: np.concatenate(v) for k, v in raw.items()}, "topk_values": np.concatenate(values),
             "topk_ids": np.concatenate(ids), "counts": counts, "offsets": offsets}
 
 
@@ -176,6 +180,8 @@ def write_targets(folder: str | os.PathLike[str], computed: Mapping[str, Any], m
     folder = Path(folder)
     for k, array in computed["rows"].items():
         np.save(folder / f"layer{k}.npy", array.astype(np.float32))
+    for k, array in computed.get("teacher_rows", {}).items():
+        np.save(folder / f"teacher{k}.npy", array.astype(np.float32))
     np.save(folder / "topk_values.npy", computed["topk_values"].astype(np.float32))
     np.save(folder / "topk_ids.npy", computed["topk_ids"].astype(np.int32))
     index = {**meta, "n_examples": len(computed["counts"]), "counts": computed["counts"],
@@ -195,6 +201,8 @@ class Targets:
         self.layers: list[int] = self.index["layers"]
         self.pairs: list[dict[str, Any]] = self.index["pairs"]
         self.rows = {k: np.load(self.folder / f"layer{k}.npy", mmap_mode="r") for k in self.layers}
+        self.teacher_rows = {k: np.load(self.folder / f"teacher{k}.npy", mmap_mode="r") for k in self.layers
+                             if (self.folder / f"teacher{k}.npy").is_file()}
         self.topk_values = np.load(self.folder / "topk_values.npy", mmap_mode="r")
         self.topk_ids = np.load(self.folder / "topk_ids.npy", mmap_mode="r")
 
@@ -216,6 +224,18 @@ class Targets:
     def layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
         """Per example, the [count, D_S] targets of student layer k."""
         return [torch.from_numpy(np.array(self.rows[k][s])) for s in self._slices(examples, counts)]  # copies
+
+    def teacher_layer_width(self, k: int) -> int:
+        """D_T of the unmapped teacher signal paired with student layer k."""
+        self.teacher_layer(k, [], [])  # names the missing file, if any
+        return int(self.teacher_rows[k].shape[1])
+
+    def teacher_layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
+        """Per example, the [count, D_T] unmapped teacher signal paired with student layer k (FitNet)."""
+        if k not in self.teacher_rows:
+            raise FileNotFoundError(f"no unmapped teacher signal for student layer {k} at {self.folder} "
+                                    f"(teacher{k}.npy): targets written before FitNet existed; rerun teacher_targets")
+        return [torch.from_numpy(np.array(self.teacher_rows[k][s])) for s in self._slices(examples, counts)]
 
     def topk(self, examples: Sequence[int], counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's stored top-k logits and ids, concatenated in example order: ([N, k], [N, k])."""

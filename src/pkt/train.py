@@ -108,6 +108,9 @@ def train(
     opts = TrainSettings.from_dict(settings)
     strategy = get_method(method).from_dict(method_settings, {k: Path(v) for k, v in (inputs or {}).items()})
     set_seed(seed)
+    fitted = strategy.fit(Path(student_dir), Path(train_split), Path(out_dir), seed, device, opts.max_length)
+    if fitted is not None:
+        return fitted
     tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(student_dir))
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(student_dir, dtype=dtype)
@@ -137,7 +140,7 @@ def train(
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=dataset, method=strategy,
         data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
-        callbacks=[mark_complete_callback(), *strategy.callbacks()],
+        callbacks=[*strategy.callbacks(), mark_complete_callback()],  # method state saved before the mark
     )
     start = time.perf_counter()
     aligned = None if resume else _align_phase(strategy, model, tokenizer, opts, seed, device, ckpt)

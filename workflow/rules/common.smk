@@ -112,34 +112,63 @@ def semalign_settings():
 
 
 def method_settings(wildcards):
-    """The settings a method's config dataclass takes: the lora section, or SemAlign's."""
-    return semalign_settings() if wildcards.method == "semalign" else config["lora"]
+    """The settings of a method's config dataclass (pkt.methods.<method>): the lora section and its own."""
+    method, lora = wildcards.method, {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
+    if method == "semalign":
+        return semalign_settings()
+    if method == "kd":
+        return {**config["lora"], "kd_alpha": config["kd"]["alpha"], "temperature": config["kd"]["temperature"]}
+    if method == "fitnet":
+        fit = config["fitnet"]
+        return {**lora, "target_modules": config["semalign"]["target_modules"], "loss": fit["loss"],
+                "layer_weight": fit["weights"]["layer"], "ce_weight": fit["weights"]["ce"]}
+    if method == "laten":
+        return dict(config["laten"])
+    return config["lora"]
 
 
-def method_inputs(wildcards):
-    """Files a method needs besides the student and the train splits, for every task (DAG edges)."""
-    if wildcards.method == "seeking":
-        return {"extract": per_task(f"{RUN}/extract/{wildcards.pair}/{{task}}/factors.safetensors")}
-    if wildcards.method == "semalign":
-        return {"targets": per_task(f"{RUN}/targets/{wildcards.pair}/{{task}}"),
-                "align": per_task(f"{RUN}/data/{{task}}/align.jsonl")}
-    return {}
+def pair_teacher_dir(wildcards):
+    return f"{RUN}/models/{config['pairs'][wildcards.pair]['teacher']}"
 
 
 def method_task_inputs(wildcards):
-    """{task: {input name: folder}} handed to each task's training: Seeking's extraction folder."""
-    if wildcards.method == "seeking":
-        return {task: {"extract": f"{RUN}/extract/{wildcards.pair}/{task}"} for task in EVAL_TASKS}
-    if wildcards.method == "semalign":
-        return {task: {"targets": f"{RUN}/targets/{wildcards.pair}/{task}",
-                       "align_split": f"{RUN}/data/{task}/align.jsonl"} for task in EVAL_TASKS}
-    return {task: {} for task in EVAL_TASKS}
+    """{task: {input name: path}} handed to each task's training (pkt.train's ``inputs``)."""
+    pair, run = wildcards.pair, RUN
+    by_method = {
+        "seeking": lambda task: {"extract": f"{run}/extract/{pair}/{task}"},
+        "semalign": lambda task: {"targets": f"{run}/targets/{pair}/{task}",
+                                  "align_split": f"{run}/data/{task}/align.jsonl"},
+        "kd": lambda task: {"targets": f"{run}/targets/{pair}/{task}"},
+        "fitnet": lambda task: {"targets": f"{run}/targets/{pair}/{task}"},
+        "laten": lambda task: {"teacher": pair_teacher_dir(wildcards),
+                               "extract_split": f"{run}/data/{task}/extract.jsonl",
+                               "align_split": f"{run}/data/{task}/align.jsonl"},
+    }
+    inputs = by_method.get(wildcards.method, lambda task: {})
+    return {task: inputs(task) for task in EVAL_TASKS}
+
+
+def method_inputs(wildcards):
+    """Files a method needs besides the student and the train splits, for every task (the DAG's edges)."""
+    named = {}
+    for by_name in method_task_inputs(wildcards).values():
+        for name, path in by_name.items():
+            if wildcards.method == "seeking":
+                path = f"{path}/factors.safetensors"
+            named.setdefault(name, [])
+            if path not in named[name]:
+                named[name].append(path)
+    return named
+
+
+HELPERS = {"semalign": ["targets"], "kd": ["targets", "semalign"], "fitnet": ["targets", "methods/semalign"],
+           "laten": ["laten_locate"]}  # library modules a method imports besides methods/<m>.py and <m>.py
 
 
 def method_code(wildcards):
-    """The method's module and its math module (pkt/<method>.py, when there is one): editing either retrains."""
-    helpers = ["targets"] if wildcards.method == "semalign" else []
-    return [path for path in lib(f"methods/{wildcards.method}", wildcards.method, *helpers) if Path(path).is_file()]
+    """The method's module, its math module (pkt/<method>.py) and helpers: editing any of them retrains."""
+    method = wildcards.method
+    return [path for path in lib(f"methods/{method}", method, *HELPERS.get(method, [])) if Path(path).is_file()]
 
 
 def eval_model_name(wildcards):

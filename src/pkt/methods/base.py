@@ -91,6 +91,12 @@ class Method:
     def end_align(self) -> None:
         """Called after the align phase."""
 
+    def fit(self, student_dir: Path, train_split: Path, out_dir: Path, seed: int, device: str,
+            max_length: int) -> dict[str, Any] | None:
+        """A method that does not fine-tune the student (LaTen: no post-training) builds its adapter here,
+        writes it to ``out_dir`` (atomically) and returns its figures; None = train with the Trainer."""
+        return None
+
     def callbacks(self) -> list[Any]:
         """``TrainerCallback``s the method needs (a training schedule), none by default."""
         return []

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from pkt.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input
+from pkt.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.semalign import layer_cosine_loss, onehot_output_loss, relational_loss, topk_kl
 from pkt.targets import Targets
@@ -157,8 +157,7 @@ class SemAlign(Method):
         if self.config.variant == "v1":
             output_term = onehot_output_loss(outputs.logits, labels)
         else:
-            prev = torch.zeros_like(mask)
-            prev[:, :-1] = mask[:, 1:]
+            prev = predicting_positions(mask)
             values, ids = targets.topk(examples, counts)
             output_term = topk_kl(outputs.logits[prev], values.to(outputs.logits.device), ids.to(outputs.logits.device))
         if self.aligning:  # the alignment phase trains the layer term alone

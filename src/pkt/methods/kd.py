@@ -1,0 +1,62 @@
+"""``kd``: LoRA on the student trained with (1 - a) CE + a T^2 KL(teacher || student) on response tokens.
+
+The classic logit-distillation baseline that SemAlign's reviewers asked for. Same LoRA as ``lora`` (the
+``lora`` section, every module), same data and schedule; the only change is the soft term, computed from the
+teacher's top-k logits that ``teacher_targets`` stored (:mod:`pkt.kd`), so the teacher is never loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pkt.importance import IGNORE_INDEX, predicting_positions
+from pkt.kd import kd_term
+from pkt.methods.base import LoraSettings, Method, register
+from pkt.targets import Targets
+
+
+@dataclass
+class KDSettings(LoraSettings):
+    """The LoRA of every method plus the distillation weight ``kd_alpha`` (a) and ``temperature`` (T)."""
+
+    kd_alpha: float = 0.5
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.kd_alpha <= 1.0:
+            raise ValueError(f"kd.alpha must lie in [0, 1], got {self.kd_alpha}")
+        if self.temperature <= 0:
+            raise ValueError(f"kd.temperature must be positive, got {self.temperature}")
+
+
+@register
+class KD(Method):
+    """Standard LoRA; the loss mixes the supervised CE with the KL to the stored teacher logits."""
+
+    name = "kd"
+    config_class = KDSettings
+    extra_keys: ClassVar[tuple[str, ...]] = ("example_index",)
+
+    def targets(self) -> Targets:
+        if not hasattr(self, "_targets"):
+            folder = self.inputs.get("targets")
+            if folder is None:
+                raise KeyError("method 'kd' needs the 'targets' input: the teacher_targets rule's output folder")
+            self._targets = Targets(Path(folder))
+        return self._targets
+
+    @property
+    def supervised_weight(self) -> float:
+        return 1.0 - self.config.kd_alpha
+
+    def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
+        """a T^2 KL(p_T || q_S) over the batch's response positions."""
+        if self.config.kd_alpha == 0.0:
+            return None
+        mask = inputs["labels"] != IGNORE_INDEX
+        values, ids = self.targets().topk(inputs["example_index"].tolist(), mask.sum(1).tolist())
+        logits = outputs.logits[predicting_positions(mask)]
+        return self.config.kd_alpha * kd_term(logits, values.to(logits.device), ids.to(logits.device),
+                                              self.config.temperature)
