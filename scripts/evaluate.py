@@ -20,6 +20,7 @@ if __name__ == "__main__":
         params, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
         setup_torch(snakemake.threads)
         tasks.set_code_workers(snakemake.threads)
+        tasks.set_verdict_store(params.verdicts)  # one sandbox run per distinct program per run (pkt.verdicts)
         ev = params.evaluation
         adapters = {adapter_name(task, seed): path for seed, by_task in params.adapters.items()
                     for task, path in by_task.items()}

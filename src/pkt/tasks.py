@@ -127,21 +127,38 @@ def set_code_workers(n: int) -> None:
 
 
 _VERDICTS: dict[str, str] = {}  # sha256 of a program -> its verdict, for this process (one evaluate job)
+_STORE = None  # pkt.verdicts.VerdictStore shared by the run's evaluate jobs, when set
+
+
+def set_verdict_store(folder) -> None:
+    """Share verdicts with the other evaluate jobs of the run through ``folder`` (:mod:`pkt.verdicts`)."""
+    global _STORE
+    from pkt.verdicts import VerdictStore
+
+    _STORE = VerdictStore(folder) if folder else None
 
 
 def run_code(programs: list[str]) -> list[str]:
     """Run programs in the sandbox on every core; return each verdict as a JSON string.
 
-    A program identical byte for byte to one this process already ran (the same completion of the same
-    problem from another seed's adapter: about a quarter of an evaluate job's programs) gets that run's
+    A program identical byte for byte to one already judged (the same completion of the same problem from
+    another seed's adapter, in this process; or from another method, in the run's verdict store) gets that
     verdict instead of a second run.
     """
     from pkt.sandbox import run_programs
 
     keys = [hashlib.sha256(p.encode()).hexdigest() for p in programs]
+    if _STORE is not None:
+        for k in set(keys) - _VERDICTS.keys():
+            stored = _STORE.get(k)
+            if stored is not None:
+                _VERDICTS[k] = stored
     todo = {k: p for k, p in zip(keys, programs) if k not in _VERDICTS}
     results = run_programs(list(todo.values()), workers=_CODE_WORKERS)
-    _VERDICTS.update({k: json.dumps(r.to_dict(), sort_keys=True) for k, r in zip(todo, results)})
+    for k, r in zip(todo, results):
+        _VERDICTS[k] = json.dumps(r.to_dict(), sort_keys=True)
+        if _STORE is not None:
+            _STORE.put(k, _VERDICTS[k])
     return [_VERDICTS[k] for k in keys]
 
 

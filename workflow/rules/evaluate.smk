@@ -3,7 +3,7 @@
 rule evaluate:
     input:
         unpack(eval_inputs),
-        code=lib("evaluate", "tasks", "sandbox", "_sandbox_pool"),
+        code=lib("evaluate", "tasks", "sandbox", "_sandbox_pool", "verdicts"),
     output:
         results=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json"),
         samples=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl"),
@@ -21,6 +21,7 @@ rule evaluate:
         model_name=eval_model_name,
         max_length=eval_max_length,
         device=config["device"],
+        verdicts=f"{RUN}/sandbox",
     wildcard_constraints:
         method="|".join(config["methods"]),
     threads: 1
@@ -50,6 +51,7 @@ use rule evaluate as evaluate_vanilla with:
         model_name=eval_model_name,
         max_length=eval_max_length,
         device=config["device"],
+        verdicts=f"{RUN}/sandbox",
     wildcard_constraints:
         method="vanilla",
     message:

@@ -67,7 +67,7 @@ class SemAlign(Method):
         """The train split's stored targets, or the align split's (``<targets>/align``) during alignment."""
         folder = self.inputs.get("targets")
         if folder is None:
-            raise KeyError("method 'semalign' needs the 'targets' input: the teacher_targets rule's output folder")
+            raise KeyError(f"method {self.name!r} needs the 'targets' input: the teacher_targets rule's output folder")
         key = "_align_targets" if self.aligning else "_targets"
         if not hasattr(self, key):
             setattr(self, key, Targets(Path(folder) / "align" if self.aligning else Path(folder)))
