@@ -134,6 +134,7 @@ def run_task(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    _environment_once()
     cfg = task_config(tasks_dir, task, data)
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
     start = time.perf_counter()
@@ -165,6 +166,21 @@ def run_task(
         "wall_s": round(wall, 2),
     }
     return summary, samples
+
+
+def _environment_once() -> None:
+    """Collect lm-eval's environment report once per process, not at every ``simple_evaluate`` call.
+
+    lm-eval adds torch's ``collect_env`` report to every result, which runs about a dozen subprocesses
+    (~1 s); an evaluate job calls ``simple_evaluate`` once per task and adapter (12 times), and the
+    environment does not change in between. The report itself is unchanged.
+    """
+    import functools
+
+    from torch.utils import collect_env
+
+    if not hasattr(collect_env.get_pretty_env_info, "cache_info"):
+        collect_env.get_pretty_env_info = functools.cache(collect_env.get_pretty_env_info)
 
 
 GROUPS = {True: "control", False: "held_out"}  # toy_mmlu: did the student's corpus hold the fact?
