@@ -26,8 +26,8 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["probe"] == 2
     assert jobs["score_importance"] == 2 and jobs["pair_layers"] == 1  # one job per model / pair, every task
     assert jobs["extract_seeking"] == jobs["teacher_targets"] == 1
-    assert jobs["train"] == 3  # (lora, seeking, semalign) x 1 pair: every seed's and task's adapter in one job
-    assert jobs["evaluate"] == 3  # the same three: every seed and task with one model load
+    assert jobs["train"] == 6  # (lora, seeking, semalign, laten, kd, fitnet) x 1 pair: every seed's and task's
+    assert jobs["evaluate"] == 6  # adapter in one job; the same six: every seed and task with one model load
     assert jobs["evaluate_vanilla"] == 2  # teacher, student
     assert jobs["semalign_ablation"] == jobs["analyze_semalign"] == jobs["ablation_table"] == 1
     assert jobs["tables"] == jobs["figures"] == 1
@@ -102,7 +102,7 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     change.write_text(yaml.safe_dump({"models": {"student": {"pretrain": {"lr": 0.005}}}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
     assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 1, "pair_layers": 1,
-                                 "extract_seeking": 1, "teacher_targets": 1, "train": 3, "evaluate": 3,
+                                 "extract_seeking": 1, "teacher_targets": 1, "train": 6, "evaluate": 6,
                                  "evaluate_vanilla": 1, "semalign_ablation": 1, "analyze_semalign": 1,
                                  "ablation_table": 1, "tables": 1, "figures": 1, "all": 1}
     assert "model=teacher" not in out and "pair=teacher" not in out
@@ -112,9 +112,9 @@ def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_ru
     change = smoke_run / "change-train.yaml"
     change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"train": 3, "evaluate": 3, "semalign_ablation": 1, "analyze_semalign": 1,
+    assert planned_jobs(out) == {"train": 5, "evaluate": 5, "semalign_ablation": 1, "analyze_semalign": 1,
                                  "ablation_table": 1, "tables": 1, "figures": 1, "all": 1}
-    assert "method=vanilla" not in out
+    assert "method=vanilla" not in out and "method=laten" not in out  # LaTen does not fine-tune
 
 
 def test_changing_a_seeking_key_reruns_only_seeking(smoke_run):
@@ -136,7 +136,7 @@ def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
     finally:
         task.write_text(text)
         os.utime(task, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert planned_jobs(out) == {"evaluate": 3, "evaluate_vanilla": 2, "ablation_table": 1, "tables": 1,
+    assert planned_jobs(out) == {"evaluate": 6, "evaluate_vanilla": 2, "ablation_table": 1, "tables": 1,
                                  "figures": 1, "all": 1}
 
 

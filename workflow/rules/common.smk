@@ -197,8 +197,12 @@ def eval_max_length(wildcards):
 
 
 def train_settings(wildcards):
-    """The train section plus the student's max_length (pkt.train.TrainSettings)."""
-    return {**config["train"], "max_length": max_length_of(config["pairs"][wildcards.pair]["student"])}
+    """The train section plus the student's max_length (pkt.train.TrainSettings); LaTen, which does not
+    fine-tune, gets only the length, so a train key change does not rerun it."""
+    max_length = max_length_of(config["pairs"][wildcards.pair]["student"])
+    if getattr(wildcards, "method", None) == "laten":  # (the ablation's jobs have no method wildcard)
+        return {"max_length": max_length}
+    return {**config["train"], "max_length": max_length}
 
 
 def task_data(wildcards):
