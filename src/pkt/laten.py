@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pkt.laten_locate import Attribution, attribute, attribution_input, top_layers, top_units
+from pkt.laten_locate import Attribution, attribute, attribution_input, head_dim, top_layers, top_units
 
 KINDS = ("up", "down", "v", "o")  # up_proj rows, down_proj columns, v_proj rows, o_proj columns
 ROWS = {"up": True, "down": False, "v": True, "o": False}  # does the kind's unit index a weight row?
@@ -70,7 +70,7 @@ class Plan:
 def unit_counts(student: nn.Module, rate: float) -> tuple[int, int]:
     """(FFN neurons, attention dims) per layer at ``rate``: int(I rho) and int(H d_head rho) of the student."""
     cfg = student.config
-    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    d_head = head_dim(cfg)
     n_ffn, n_attn = int(cfg.intermediate_size * rate), int(cfg.num_attention_heads * d_head * rate)
     if n_ffn < 1 or n_attn < 1:
         raise ValueError(f"laten.rate {rate} selects no unit of the student's {cfg.intermediate_size} FFN neurons "
@@ -105,7 +105,7 @@ def _module(model: nn.Module, layer: int, kind: str) -> nn.Linear:
 def _v_rows(model: nn.Module, dims: torch.Tensor) -> torch.Tensor:
     """v_proj rows feeding o_proj input dims (head h, dim j) -> (kv head of h, dim j); equal without GQA."""
     cfg = model.config
-    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    d_head = head_dim(cfg)
     group = cfg.num_attention_heads // cfg.num_key_value_heads
     return (dims // d_head) // group * d_head + dims % d_head
 

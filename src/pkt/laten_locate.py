@@ -78,6 +78,11 @@ def eager_attention(model: nn.Module) -> Iterator[None]:
         model.set_attn_implementation(old)
 
 
+def head_dim(config) -> int:
+    """Width of one attention head: ``head_dim`` where the config sets it, else hidden size / heads."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
 def _last(x: torch.Tensor) -> torch.Tensor:
     return x[0, -1].detach().float()
 
@@ -88,7 +93,7 @@ def attribute(model: nn.Module, input_ids: torch.Tensor, target: int) -> Attribu
     cfg = model.config
     blocks = decoder_layers(model)
     n_heads, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
-    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads
+    d_head = head_dim(cfg)
     seen: dict[tuple[str, int], torch.Tensor] = {}
     handles = []
 
