@@ -7,7 +7,7 @@ from lm_eval.utils import handle_non_serializable
 from pkt import tasks
 from pkt.evaluate import config_hash, load_lm, run_task, use_adapter
 from pkt.io import sha256_dir, write_json, write_jsonl
-from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 
 
 def adapter_name(task: str, seed: int) -> str:
@@ -16,6 +16,7 @@ def adapter_name(task: str, seed: int) -> str:
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
+        announce_restart("evaluate")
         set_offline()
         params, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
         setup_torch(snakemake.threads)

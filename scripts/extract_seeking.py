@@ -9,7 +9,7 @@ import torch
 from pkt.data import load_split
 from pkt.io import atomic_path, write_json
 from pkt.models import load_model
-from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 from pkt.seeking import ExtractSettings, extract, save_factors, seed_examples, sensitivity, student_shapes
 from pkt.seeking_plot import plot_sensitivity
 
@@ -22,6 +22,7 @@ def peak_memory_mb(device: str) -> tuple[float, str]:
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
+        announce_restart("extract")
         set_offline()
         setup_torch(snakemake.threads, seed=0)
         params, out, pair = snakemake.params, snakemake.output, snakemake.wildcards.pair

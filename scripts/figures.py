@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from pkt.figures import benchmark_bars, training_curves
-from pkt.io import read_json
+from pkt.figures import benchmark_bars, curves_table, training_curves
+from pkt.io import read_json, write_text
 from pkt.runtime import job_logging
 from pkt.tables import load_results, main_table
 
@@ -17,3 +17,4 @@ if __name__ == "__main__":
             fig = read_json(Path(adapter) / "training.json")
             curves.append({**fig, "task": Path(adapter).parent.name})
         training_curves(curves, snakemake.output.curves, title)
+        write_text(snakemake.output.curves_csv, curves_table(curves).to_csv(index=False))

@@ -1,10 +1,11 @@
 """Rule prepare_model: pretrain one tiny Llama from scratch on its corpus (toy scale)."""
 
 from pkt.models import pretrain
-from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
+        announce_restart("pretrain")
         set_offline()
         cfg = snakemake.params.model
         setup_torch(snakemake.threads, cfg["pretrain"]["seed"])

@@ -2,11 +2,12 @@
 
 from pkt.io import atomic_dir, read_json
 from pkt.models import load_model
-from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 from pkt.targets import TargetSettings, student_map, trained_pairs, write_task_targets
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
+        announce_restart("targets")
         set_offline()
         setup_torch(snakemake.threads, seed=0)
         params, inp = snakemake.params, snakemake.input

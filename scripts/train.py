@@ -1,10 +1,11 @@
 """Rule train: one method's adapter for every seed and task, for one pair (pkt.train, any method)."""
 
-from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 from pkt.train import train
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
+        announce_restart("train")
         set_offline()
         wc, params = snakemake.wildcards, snakemake.params
         for seed, adapters in params.adapters.items():

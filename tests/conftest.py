@@ -18,6 +18,20 @@ BIN = Path(sys.executable).parent
 set_offline()
 
 
+def merged(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` the way Snakemake merges a --configfile (dicts deep, the rest replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def smoke_config() -> dict:
+    """config/config.yaml with config/smoke.yaml merged over it: what ``--configfile config/smoke.yaml`` runs."""
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return merged(base, yaml.safe_load((REPO / "config" / "smoke.yaml").read_text()))
+
+
 def small_world(**over) -> dict:
     """The smoke-scale world section, fully populated (defaults + config/smoke.yaml)."""
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["world"]
@@ -34,7 +48,7 @@ def world_cfg() -> dict:
 
 def copy_workflow(dest: Path) -> Path:
     """Copy what a user's checkout needs to run the DAG (the library is installed in the venv)."""
-    for name in ("Snakefile", "workflow", "scripts", "config", "src"):
+    for name in ("Snakefile", "workflow", "scripts", "config", "src", "profiles"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -4,8 +4,10 @@
 # `--workflow-profile profiles/slurm`, then `profiles/slurm/local_cluster.sh down`.
 #
 # up:   installs slurm-wlm and munge with apt if missing, starts munged, slurmctld and slurmd by hand
-#       (no accounting database: the profile polls with squeue), one partition "debug" with every core
-#       and all memory but 1 GiB, and waits until the node is idle.
+#       (no accounting database: the profile polls with squeue), one partition "debug" with every core,
+#       all memory but 1 GiB and $LOCAL_GPUS (default 2) stand-in GPUs, and waits until the node is idle.
+#       The stand-in GPUs are GRES backed by /dev/null-like device files: jobs that ask for a GPU are
+#       scheduled as on a GPU cluster (at most that many at once), and run on the CPU (device auto).
 # down: stops each daemon by its pid file (never by name: other daemons on the machine are left alone).
 set -euo pipefail
 
@@ -44,7 +46,7 @@ up() {
   install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge
   [ -s /run/munge/munged.pid ] && kill -0 "$(cat /run/munge/munged.pid)" 2>/dev/null || runuser -u munge -- /usr/sbin/munged
   wait_for 10 sh -c 'munge -n | unmunge'
-  local mem cpus; mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 )); cpus=$(nproc)
+  local mem cpus gpus; mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 )); cpus=$(nproc); gpus=${LOCAL_GPUS:-2}
   install -d /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
   cat > "$CONF" <<EOF
 # Written by profiles/slurm/local_cluster.sh: one node, no accounting (poll with squeue).
@@ -66,18 +68,22 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+GresTypes=gpu
+NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:$gpus State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=1000
 EOF
-  slurmctld
+  # slurmd counts a GPU only behind a device file: stand-ins are character devices like /dev/null (1,3)
+  local i; for i in $(seq 0 $((gpus - 1))); do [ -e /dev/standin-gpu$i ] || mknod -m 666 /dev/standin-gpu$i c 1 3; done
+  echo "NodeName=$host Name=gpu File=/dev/standin-gpu[0-$((gpus - 1))]" > /etc/slurm/gres.conf
+  slurmctld -c                             # -c: a clean start, no jobs or node state from an earlier run
   slurmd
   wait_for 30 sh -c "sinfo -h -N -o %t | grep -qx idle"
   srun -t 1 true
-  echo "local_cluster: up (partition debug, $cpus cores, ${mem} MB)"
+  echo "local_cluster: up (partition debug, $cpus cores, ${mem} MB, $gpus stand-in GPUs)"
 }
 
 case "$ACTION" in

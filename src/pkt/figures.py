@@ -57,3 +57,15 @@ def training_curves(curves: list[dict], path: str | os.PathLike[str], title: str
         return save_atomic(fig, path)
     finally:
         plt.close(fig)
+
+
+def curves_table(curves: list[dict]) -> pd.DataFrame:
+    """Training loss by step, one column per method: the mean over its tasks and seeds at each logged step.
+
+    The data behind :func:`training_curves` in the wide shape ``dvc plots`` draws (x: step, one line per
+    column); a step where only some runs still train averages those. ``curves`` as in :func:`training_curves`.
+    """
+    rows = [(c["method"], step, loss) for c in curves for step, loss in c["loss_curve"]]
+    long = pd.DataFrame(rows, columns=["method", "step", "loss"])
+    wide = long.groupby(["step", "method"])["loss"].mean().unstack("method")
+    return wide.sort_index().round(6).reset_index().rename_axis(columns=None)

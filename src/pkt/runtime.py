@@ -77,3 +77,29 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"config key device={device!r} but no CUDA device is visible; use cpu or auto")
     return device
+
+
+ON_RESTART = {
+    "train": "each adapter resumes from its last complete checkpoint (pkt.checkpoints); finished adapters "
+             "train again from scratch, to the same weights",
+    "extract": "extraction starts over (one sensitivity pass per task, no checkpoint); nothing half-written "
+               "is left by the killed run, every output is written atomically",
+    "targets": "teacher targets start over (one teacher pass per task, no checkpoint); each task's folder "
+               "is written atomically, so the killed run left none half-written",
+    "evaluate": "evaluation starts over; programs the killed run already judged are not run again "
+                "(run-wide verdict store, pkt.verdicts), so code tasks go faster the second time",
+    "pretrain": "pretraining starts over (toy models only: minutes on a CPU)",
+}
+
+
+def announce_restart(stage: str, env: dict[str, str] | None = None) -> int:
+    """Log what ``stage`` does when the scheduler restarted its job; return the restart count (0: first run).
+
+    SLURM sets ``SLURM_RESTART_COUNT`` in a requeued job (preemption, ``scontrol requeue``, a node
+    failure with ``--requeue``). Every output is written atomically, so a restart never reads a
+    half-written file; what differs between stages is whether the work resumes or starts over.
+    """
+    count = int((os.environ if env is None else env).get("SLURM_RESTART_COUNT", "0") or 0)
+    if count:
+        log.warning("SLURM restart %d of this job: %s", count, ON_RESTART[stage])
+    return count

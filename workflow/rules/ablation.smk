@@ -31,13 +31,11 @@ rule semalign_ablation:
         device=config["device"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **sized("ablation", "teacher", "student", units=len(ablation_results("x"))),
     conda:
         "../envs/pkt.yaml"
     message:
-        "SemAlign ablation of {wildcards.pair} on {params.task}"
+        with_asks("SemAlign ablation of {wildcards.pair} on {params.task}")
     script:
         "../../scripts/semalign_ablation.py"
 

@@ -21,9 +21,7 @@ rule analyze_semalign:
         max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["student"]),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
-        gpu=0,
+        **sized("analysis", "teacher", "student"),
     conda:
         "../envs/pkt.yaml"
     script:

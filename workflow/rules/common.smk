@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from pkt.config_checks import check_config
+from pkt.resources import job_resources, parameter_count
 from snakemake.utils import validate
 
 
@@ -276,3 +277,32 @@ def ablation_results(pair="{pair}"):
 
     return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
             for seed in ABLATION_SEEDS]
+
+
+ON_GPU = config["device"] != "cpu"  # auto and cuda jobs ask the scheduler for a GPU; cpu jobs never do
+
+
+def with_asks(message):
+    """A rule's message followed by the resources its job asks for (a dry run prints the message instead)."""
+    return f"{message} [gpu={{resources.gpu}}, mem_mb={{resources.mem_mb}}, runtime={{resources.runtime}} min]"
+
+
+def job_models(roles, wildcards):
+    """Names of the models a job loads: its {model}, its pair's teacher/student, or the evaluated model."""
+    pair = config["pairs"].get(getattr(wildcards, "pair", None), {})
+    named = {"model": lambda: wildcards.model, "evaluated": lambda: eval_model_name(wildcards),
+             "teacher": lambda: pair["teacher"], "student": lambda: pair["student"],
+             "laten_teacher": lambda: pair["teacher"] if wildcards.method == "laten" else None}
+    return [name for name in (named[role]() for role in roles) if name is not None]
+
+
+def sized(stage, *roles, units=1):
+    """Portable resources (mem_mb, runtime, gpu) of a model job, from the sizes of the models it loads
+    (pkt.resources): ``resources: **sized("train", "student", units=...)``. Site settings stay in profiles/."""
+
+    def of(wildcards):
+        sizes = [parameter_count(config["models"][name], config["tokenizer"]["vocab_size"])
+                 for name in job_models(roles, wildcards)]
+        return job_resources(stage, sizes, units=units, gpu=ON_GPU)
+
+    return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}

@@ -26,13 +26,13 @@ rule evaluate:
         method="|".join(config["methods"]),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **sized("evaluate", "evaluated", units=len(EVAL_TASKS) * len(SEEDS)),
+    group:
+        "evaluate"  # on a cluster, --group-components evaluate=N runs N evaluations in one allocation
     conda:
         "../envs/pkt.yaml"
     message:
-        "Evaluating {wildcards.method} {wildcards.pair} on every task and seed"
+        with_asks("Evaluating {wildcards.method} {wildcards.pair} on every task and seed")
     script:
         "../../scripts/evaluate.py"
 
@@ -54,8 +54,10 @@ use rule evaluate as evaluate_vanilla with:
         verdicts=f"{RUN}/sandbox",
     wildcard_constraints:
         method="vanilla",
+    resources:
+        **sized("evaluate", "evaluated", units=len(EVAL_TASKS)),
     message:
-        "Evaluating {wildcards.pair} as it is on every task"
+        with_asks("Evaluating {wildcards.pair} as it is on every task")
 
 
 rule evaluations:

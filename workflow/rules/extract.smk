@@ -30,13 +30,11 @@ rule extract_seeking:
         device=config["device"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **sized("extract", "teacher", "student", units=len(EVAL_TASKS)),
     conda:
         "../envs/pkt.yaml"
     message:
-        "Extracting Seeking's LoRA factors from the teacher of {wildcards.pair} for every task"
+        with_asks("Extracting Seeking's LoRA factors from the teacher of {wildcards.pair} for every task")
     script:
         "../../scripts/extract_seeking.py"
 

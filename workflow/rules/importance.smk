@@ -17,9 +17,7 @@ rule score_importance:
         device=config["device"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
-        gpu=0,
+        **sized("importance", "model", units=len(TASKS)),
     conda:
         "../envs/pkt.yaml"
     script:

@@ -35,12 +35,10 @@ rule prepare_model:
         device=config["device"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **sized("pretrain", "model"),
     conda:
         "../envs/pkt.yaml"
     message:
-        "Pretraining {wildcards.model} from scratch"
+        with_asks("Pretraining {wildcards.model} from scratch")
     script:
         "../../scripts/prepare_model.py"

@@ -14,8 +14,7 @@ rule probe:
         device=config["device"],
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("probe", "model"),
     conda:
         "../envs/pkt.yaml"
     script:

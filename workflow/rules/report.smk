@@ -41,6 +41,7 @@ rule figures:
         curves=report(
             f"{RUN}/figures/training_curves.png", caption="../report/training_curves.rst", category="Figures"
         ),
+        curves_csv=f"{RUN}/training_curves.csv",  # the curves' data, mean per method: `dvc plots show`
     log:
         f"{LOGS}/figures.log",
     benchmark:

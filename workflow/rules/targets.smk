@@ -23,13 +23,11 @@ rule teacher_targets:
         device=config["device"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **sized("targets", "teacher", "student", units=len(EVAL_TASKS)),
     conda:
         "../envs/pkt.yaml"
     message:
-        "Teacher targets of {wildcards.pair} for SemAlign on every task"
+        with_asks("Teacher targets of {wildcards.pair} for SemAlign on every task")
     script:
         "../../scripts/teacher_targets.py"
 

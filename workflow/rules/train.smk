@@ -25,12 +25,10 @@ rule train:
         method="|".join(config["methods"]),
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
-        gpu=0,
+        **sized("train", "student", "laten_teacher", units=len(EVAL_TASKS) * len(SEEDS)),
     conda:
         "../envs/pkt.yaml"
     message:
-        "Training {wildcards.method} for {wildcards.pair} on every task and seed"
+        with_asks("Training {wildcards.method} for {wildcards.pair} on every task and seed")
     script:
         "../../scripts/train.py"

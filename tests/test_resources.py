@@ -1,0 +1,95 @@
+"""Cluster resources sized from the configured models (pkt.resources), and what the profiles ask for."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from conftest import REPO, copy_workflow, planned_jobs, snakemake
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from pkt.resources import STAGES, job_resources, parameter_count
+
+LLAMA2_7B = {"hidden_size": 4096, "num_layers": 32, "num_heads": 32, "intermediate_size": 11008}
+LLAMA2_13B = {"hidden_size": 5120, "num_layers": 40, "num_heads": 40, "intermediate_size": 13824}
+TOY = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("kv_heads", [None, 2])
+def test_parameter_count_is_exact_for_a_built_llama(kv_heads):
+    arch = {"hidden_size": 64, "num_layers": 3, "num_heads": 4, "intermediate_size": 96}
+    if kv_heads:
+        arch["num_key_value_heads"] = kv_heads
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=kv_heads or 4, tie_word_embeddings=False))
+    assert parameter_count(arch, 300) == sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_count_of_llama2_matches_the_published_sizes():
+    assert parameter_count(LLAMA2_7B, 32000) == 6_738_415_616
+    assert parameter_count(LLAMA2_13B, 32000) == 13_015_864_320
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_13b_teacher_asks_for_more_than_the_toy_one(stage):
+    toy = parameter_count(TOY["models"]["teacher"], TOY["tokenizer"]["vocab_size"])
+    big = parameter_count(LLAMA2_13B, 32000)
+    for gpu in (False, True):
+        small, large = job_resources(stage, [toy], 4, gpu), job_resources(stage, [big], 4, gpu)  # e.g. 4 tasks
+        assert large["mem_mb"] > small["mem_mb"] and large["runtime"] > small["runtime"]
+        assert small["gpu"] == large["gpu"] == int(gpu)
+    assert small["runtime"] == STAGES[stage].floor  # a toy job gets the stage's floor
+
+
+def test_time_grows_with_units_of_work_and_host_memory_with_every_model_on_cpu():
+    seven = parameter_count(LLAMA2_7B, 32000)
+    one, eight = job_resources("train", [seven], units=1), job_resources("train", [seven], units=8)
+    assert eight["runtime"] == pytest.approx(8 * one["runtime"], abs=8)  # each rounded up to a minute
+    alone, both = job_resources("targets", [seven]), job_resources("targets", [seven, seven])
+    assert both["mem_mb"] > alone["mem_mb"]
+    on_gpu = job_resources("targets", [seven, seven], gpu=True)  # only one checkpoint staged at a time
+    assert on_gpu["mem_mb"] < both["mem_mb"]
+
+
+def test_bad_requests_are_named():
+    with pytest.raises(ValueError, match="unknown stage 'trian'"):
+        job_resources("trian", [1])
+    with pytest.raises(ValueError, match="train: a job needs at least one model"):
+        job_resources("train", [])
+
+
+CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other rule that is not a localrule loads a model
+LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}
+
+
+def job_resources_listed(output: str) -> list[tuple[str | None, str]]:
+    """(rule, resources) of every job a dry run lists: a ``rule X:`` block's resources line, or the
+    ``[gpu=..., ...]`` a rule's message ends with (rule None: Snakemake prints the message instead)."""
+    found, rule = [], None
+    for line in output.splitlines():
+        if match := re.match(r"^\s*rule (\w+):$", line):
+            rule = match.group(1)
+        elif rule and (match := re.match(r"^\s*resources: (.*)$", line)):
+            found.append((rule, match.group(1)))
+        elif match := re.match(r"^\s*Job \d+: .*\[(gpu=.*)\]$", line):
+            found.append((None, match.group(1)))
+    return found
+
+
+OVERLAYS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overlay", ["", *OVERLAYS])
+def test_slurm_dry_run_of_every_shipped_config_asks_a_gpu_for_every_model_job(tmp_path, overlay):
+    root = copy_workflow(tmp_path)
+    args = ("--configfile", f"config/{overlay}") if overlay else ()
+    out = snakemake(root, *args, "--workflow-profile", "profiles/slurm", "-n").stdout
+    planned, listed = planned_jobs(out), job_resources_listed(out)
+    model_jobs = sum(n for rule, n in planned.items() if rule not in CPU_RULES | LOCAL_RULES)
+    assert sum("gpu=1" in line for _, line in listed) == model_jobs > 10
+    for rule, line in listed:
+        assert ("gpu=1" in line) == (rule not in CPU_RULES | LOCAL_RULES), (rule, line)
+        assert re.search(r"mem_mb=\d+", line) and "runtime=" in line, line
