@@ -126,7 +126,8 @@ def test_a_requeued_training_job_resumes_and_ends_with_an_uninterrupted_runs_ada
     assert any(resumed), resumed  # one task went on from a checkpoint rather than from step 0
     requeued = {t: load_file(adapters / t / "seed0" / "adapter_model.safetensors") for t in tasks}
 
-    snakemake(root, *args, "--forcerun", "train", target)  # the same training, locally and never killed
+    # the same training, locally and never killed (device as the profile sets it, so nothing upstream reruns)
+    snakemake(root, target, *args, "--config", "device=auto", "--forcerun", "train")
     for task in tasks:
         straight = load_file(adapters / task / "seed0" / "adapter_model.safetensors")
         assert straight.keys() == requeued[task].keys()
