@@ -33,13 +33,18 @@ TABLES = ("tables/main.md", "tables/vs_lora.md", "tables/semalign_ablation.md", 
           "training_curves.csv")
 
 
-def run(cwd: Path, *args: str) -> str:
-    """Run a command with the venv first on PATH (dvc's stages call ``snakemake``); return its output."""
+def run(cwd: Path, *args: str, stdout_only: bool = False) -> str:
+    """Run a command with the venv first on PATH (dvc's stages call ``snakemake``); return its output
+    (stdout and stderr, or stdout alone where it must parse as JSON)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(list(args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-4000:]}"
-    return proc.stdout
+    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout if stdout_only else proc.stdout + proc.stderr
+
+
+def run_json(cwd: Path, *args: str):
+    return json.loads(run(cwd, *args, "--json", stdout_only=True))
 
 
 def smoke_repo(root: Path) -> Path:
@@ -89,21 +94,21 @@ def test_dvc_repro_push_clone_pull_touch_has_nothing_to_do(smoke_run, tmp_path):
     assert "up to date" in run(clone, "dvc", "status")
 
     metrics = json.loads((clone / "results/smoke/metrics.json").read_text())
-    (shown,) = json.loads(run(clone, "dvc", "metrics", "show", "--json")).values()  # keyed by revision
+    (shown,) = run_json(clone, "dvc", "metrics", "show").values()  # keyed by revision
     assert shown["data"]["results/smoke/metrics.json"]["data"] == metrics
 
     curves = (clone / "results/smoke/training_curves.csv").read_text().splitlines()[0].split(",")
-    plots = json.loads(run(clone, "dvc", "plots", "show", "--json"))
+    plots = run_json(clone, "dvc", "plots", "show")
     (loss,) = plots["data"]["training loss"]  # the methods that logged a loss (at smoke scale, LaTen only)
     assert {row["field"] for row in loss["content"]["data"]["values"]} == set(curves) - {"step"} != set()
 
     config = clone / "config" / "config.yaml"
     config.write_text(config.read_text().replace("bootstrap: 1000", "bootstrap: 500"))
-    diff = json.loads(run(clone, "dvc", "params", "diff", "--json"))["config/config.yaml"]
+    diff = run_json(clone, "dvc", "params", "diff")["config/config.yaml"]
     assert diff["tables.bootstrap"]["old"] == 1000 and diff["tables.bootstrap"]["new"] == 500
 
     out = run(origin, "dvc", "exp", "run", "-S", "config/config.yaml:tables.bootstrap=500")
     assert "(Rule: tables)" in out and "(Rule: train)" not in out  # only the tables read that key
-    (head,) = [e for e in json.loads(run(origin, "dvc", "exp", "show", "--json")) if e["rev"] != "workspace"]
+    (head,) = [e for e in run_json(origin, "dvc", "exp", "show") if e["rev"] != "workspace"]
     (experiment,) = [rev for exp in head["experiments"] for rev in exp["revs"]]
     assert experiment["data"]["params"]["config/config.yaml"]["data"]["tables"]["bootstrap"] == 500

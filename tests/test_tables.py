@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from pkt.figures import benchmark_bars, training_curves
+from pkt.figures import TRAINED, benchmark_bars, curves_table, training_curves
 from pkt.tables import (
     benchmark_of,
     load_items,
@@ -211,3 +211,13 @@ def test_two_tasks_of_one_benchmark_are_an_error_not_an_average(eval_files, tmp_
     paper.write_text(json.dumps({**data, "task": "paper_gsm8k"}))
     with pytest.raises(ValueError, match="'toy_gsm8k' and 'paper_gsm8k' both fill the GSM8K column"):
         load_results([*eval_files, paper], PAIRS)
+
+
+def test_curves_table_averages_per_method_and_step_with_a_column_for_every_method():
+    curves = [{"method": "lora", "loss_curve": [[5, 2.0], [10, 1.0]]}, {"method": "lora", "loss_curve": [[5, 4.0]]},
+              {"method": "kd", "loss_curve": [[10, 3.0]]}]
+    table = curves_table(curves)
+    assert list(table.columns) == ["step", *TRAINED]  # dvc.yaml's plot names every method: none may be missing
+    assert table["step"].tolist() == [5, 10]
+    assert table["lora"].tolist() == [3.0, 1.0]  # (2 + 4) / 2 at step 5; the one run left at step 10
+    assert table["kd"].isna().tolist() == [True, False] and table["semalign"].isna().all()

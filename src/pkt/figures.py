@@ -59,13 +59,19 @@ def training_curves(curves: list[dict], path: str | os.PathLike[str], title: str
         plt.close(fig)
 
 
-def curves_table(curves: list[dict]) -> pd.DataFrame:
+TRAINED = [row for row in ROWS if row not in ("student", "teacher")]  # the rows a training curve can have
+
+
+def curves_table(curves: list[dict], methods: list[str] = TRAINED) -> pd.DataFrame:
     """Training loss by step, one column per method: the mean over its tasks and seeds at each logged step.
 
     The data behind :func:`training_curves` in the wide shape ``dvc plots`` draws (x: step, one line per
-    column); a step where only some runs still train averages those. ``curves`` as in :func:`training_curves`.
+    column). Every method of ``methods`` gets a column, empty where it did not run or logged no loss, so
+    that ``dvc.yaml``'s fixed list of lines finds each one; a step where only some runs still train
+    averages those. ``curves`` as in :func:`training_curves`.
     """
     rows = [(c["method"], step, loss) for c in curves for step, loss in c["loss_curve"]]
     long = pd.DataFrame(rows, columns=["method", "step", "loss"])
     wide = long.groupby(["step", "method"])["loss"].mean().unstack("method")
-    return wide.sort_index().round(6).reset_index().rename_axis(columns=None)
+    columns = list(methods) + sorted(set(wide.columns) - set(methods))
+    return wide.reindex(columns=columns).sort_index().round(6).reset_index().rename_axis(columns=None)
