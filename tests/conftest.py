@@ -82,9 +82,42 @@ def planned_jobs(output: str) -> dict[str, int]:
     return jobs
 
 
+def run(cwd: Path, *args: str, stdout_only: bool = False) -> str:
+    """Run a command with the venv first on PATH (DVC's stages call ``snakemake``); return its output
+    (stdout and stderr, or stdout alone where it must parse as JSON)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout if stdout_only else proc.stdout + proc.stderr
+
+
+def dvc_checkout(root: Path, remote: Path) -> Path:
+    """A git + DVC checkout of the workflow, committed, whose config/config.yaml is the smoke config (the
+    file dvc.yaml reads) and whose default DVC remote is the folder ``remote``."""
+    copy_workflow(root)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(REPO / name, root / name)
+    ignore = [line for line in (REPO / ".gitignore").read_text().splitlines() if line != "results/smoke/"]
+    (root / ".gitignore").write_text("\n".join(ignore) + "\n")
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(smoke_config(), sort_keys=False))
+    run(root, "git", "init", "-q", "-b", "main")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    run(root, "dvc", "remote", "add", "-d", "store", str(remote))
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "workflow")
+    return root
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
-    """The smoke DAG run once to its default target in a fresh copy of the workflow."""
-    root = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    snakemake(root, "--configfile", "config/smoke.yaml")
+    """The smoke DAG run once from scratch, the way DVC users run it: ``dvc repro`` in a git + DVC checkout
+    (:func:`dvc_checkout`), its results committed. Snakemake with ``--configfile config/smoke.yaml`` sees
+    the same config there. tests/test_dvc.py pushes and clones it; tests/test_slurm.py compares a run
+    through SLURM with it, bit for bit."""
+    root = dvc_checkout(tmp_path_factory.mktemp("smoke"), tmp_path_factory.mktemp("dvc-remote"))
+    run(root, "dvc", "repro")
+    run(root, "git", "add", "-A")  # dvc.lock, DVC's .gitignore entries, and the cache: false outs
+    run(root, "git", "commit", "-qm", "smoke results")
     return root

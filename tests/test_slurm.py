@@ -2,8 +2,9 @@
 
 Every job but the localrules must go through ``sbatch`` (a SLURM job id per job in Snakemake's log),
 every job of a rule that loads a model must ask the scheduler for a GPU (the cluster's are stand-ins),
-the evaluations must share allocations as the profile groups them, and the tables must equal those of
-the local smoke run. A training job requeued mid-run (``scontrol requeue``, what preemption does) must
+the evaluations must share allocations as the profile groups them, and this second run from scratch
+must equal the local smoke run (``dvc repro``) bit for bit: models, extractions, targets, adapters,
+per-item scores and tables. A training job requeued mid-run (``scontrol requeue``, what preemption does) must
 resume from its checkpoint and end with the adapter of an uninterrupted run. Skips, saying why, where
 the machine cannot host the cluster (not root, or neither SLURM nor apt-get); CI runs as root.
 """
@@ -33,6 +34,16 @@ LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}
 CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other remote rule loads a model
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(rule|group)_(\w+)/")
 SMOKE = ("--configfile", "config/smoke.yaml", "--workflow-profile", "profiles/slurm")
+BIT_IDENTICAL = (
+    "models/teacher/model.safetensors", "models/student/model.safetensors",
+    "adapters/lora/toy/toy_mbpp/seed1/adapter_model.safetensors",
+    "extract/toy/toy_mmlu/factors.safetensors",
+    "adapters/seeking/toy/toy_mbpp/seed1/adapter_model.safetensors",
+    "targets/toy/toy_gsm8k/topk_values.npy",
+    "adapters/semalign/toy/toy_mbpp/seed1/adapter_model.safetensors",
+    "tables/main.md", "tables/vs_lora.md", "tables/semalign_ablation.md",
+    "tables/semalign_ablation.csv", "tables/main.csv", "tables/vs_lora.csv", "metrics.json",
+)
 
 
 def unfit_reason() -> str | None:
@@ -82,9 +93,12 @@ def test_smoke_dag_through_slurm_submits_every_job_and_equals_the_local_run(slur
     for job, _kind, name in submitted:  # the scheduler's own record of what each job asked for
         record = scontrol_job(job)
         assert ("gres:gpu" in record or "gres/gpu" in record) == (name not in CPU_RULES), (name, record)
-    for name in ("main.md", "vs_lora.md", "semalign_ablation.md"):
-        mine = (root / "results" / "smoke" / "tables" / name).read_text()
-        assert mine == (Path(smoke_run) / "results" / "smoke" / "tables" / name).read_text(), name
+    mine, local = root / "results" / "smoke", smoke_run / "results" / "smoke"
+    for rel in BIT_IDENTICAL:  # another machine would differ (CPU kernels); this one must not
+        assert (mine / rel).read_bytes() == (local / rel).read_bytes(), rel
+    for path in sorted(local.glob("eval/*/*/*/seed*.json")):
+        a, b = json.loads(path.read_text()), json.loads((mine / path.relative_to(local)).read_text())
+        assert a["items"] == b["items"] and a["value"] == b["value"], path
 
 
 def wait_for(predicate, timeout: float, what: str):
