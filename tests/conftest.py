@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from pkt.runtime import set_offline
 
@@ -27,9 +29,15 @@ def merged(base: dict, over: dict) -> dict:
 
 
 def smoke_config() -> dict:
-    """config/config.yaml with config/smoke.yaml merged over it: what ``--configfile config/smoke.yaml`` runs."""
+    """config/config.yaml with config/smoke.yaml merged over it: what ``--configfile config/smoke.yaml`` runs,
+    in Snakemake's key order too (the overlay's keys first), since Snakemake compares params in order: a
+    checkout whose config.yaml is this dict has nothing to rerun under ``--configfile config/smoke.yaml``."""
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    return merged(base, yaml.safe_load((REPO / "config" / "smoke.yaml").read_text()))
+    smoke = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config = copy.deepcopy(smoke)
+    update_config(config, base)  # as Snakemake: the command-line config first, the Snakefile's configfile
+    update_config(config, smoke)  # over it, then the command-line config again
+    return config
 
 
 def small_world(**over) -> dict:
