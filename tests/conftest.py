@@ -20,12 +20,8 @@ BIN = Path(sys.executable).parent
 set_offline()
 
 
-def merged(base: dict, over: dict) -> dict:
-    """``over`` merged into ``base`` the way Snakemake merges a --configfile (dicts deep, the rest replaced)."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}  # never submitted to a cluster
+CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other rule that is not a localrule loads a model
 
 
 def smoke_config() -> dict:

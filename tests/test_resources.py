@@ -6,7 +6,7 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, planned_jobs, snakemake
+from conftest import CPU_RULES, LOCAL_RULES, REPO, copy_workflow, planned_jobs, snakemake
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pkt.resources import STAGES, job_resources, parameter_count
@@ -60,8 +60,6 @@ def test_bad_requests_are_named():
         job_resources("train", [])
 
 
-CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other rule that is not a localrule loads a model
-LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}
 
 
 def job_resources_listed(output: str) -> list[tuple[str | None, str]]:

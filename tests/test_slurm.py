@@ -23,15 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import BIN, REPO, copy_workflow, planned_jobs, snakemake
+from conftest import BIN, CPU_RULES, LOCAL_RULES, REPO, copy_workflow, planned_jobs, snakemake
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "profiles" / "slurm" / "local_cluster.sh"
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}
-CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other remote rule loads a model
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(rule|group)_(\w+)/")
 SMOKE = ("--configfile", "config/smoke.yaml", "--workflow-profile", "profiles/slurm")
 BIT_IDENTICAL = (

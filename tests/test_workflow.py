@@ -8,8 +8,8 @@ import time
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, merged, planned_jobs, smoke_config, snakemake
-from snakemake.utils import validate
+from conftest import REPO, copy_workflow, planned_jobs, smoke_config, snakemake
+from snakemake.utils import update_config, validate
 
 from pkt.config_checks import check_config
 
@@ -161,7 +161,8 @@ BAD_CONFIGS = [
 @pytest.mark.parametrize(("override", "message"), BAD_CONFIGS)
 def test_bad_config_is_rejected_naming_the_key(override, message):
     """The Snakefile's two checks, in this process: the JSON schema, then the cross-references."""
-    config = merged(smoke_config(), override)
+    config = smoke_config()
+    update_config(config, override)  # as --configfile does
     with pytest.raises(Exception) as error:  # noqa: PT011 (WorkflowError or ValueError: the message is the test)
         validate(config, schema=str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
         check_config(config)
