@@ -5,7 +5,8 @@ from pathlib import Path
 from lm_eval.utils import handle_non_serializable
 
 from pkt import tasks
-from pkt.evaluate import config_hash, load_lm, run_task, use_adapter
+from pkt.evaluate import config_hash, load_lm, run_task, task_options, use_adapter
+from pkt.hub import model_identity
 from pkt.io import sha256_dir, write_json, write_jsonl
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 
@@ -17,8 +18,9 @@ def adapter_name(task: str, seed: int) -> str:
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         announce_restart("evaluate")
-        set_offline()
         params, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
+        if all(data and data.get("data_files") for data in params.data.values()):
+            set_offline()  # every test set is a local file; else lm-eval reads the hub with the user's settings
         setup_torch(snakemake.threads)
         tasks.set_code_workers(snakemake.threads)
         tasks.set_verdict_store(params.verdicts)  # one sandbox run per distinct program per run (pkt.verdicts)
@@ -27,8 +29,8 @@ if __name__ == "__main__":
                     for task, path in by_task.items()}
         lm = load_lm(snakemake.input.model, adapters or None, batch_size=ev["batch_size"],
                      device=resolve_device(params.device), max_length=params.max_length, merge=ev["merge_adapters"])
-        # A model is identified by the sha256 of its directory's files (cheap for toy models).
-        model = {"name": params.model_name, "path": snakemake.input.model, "sha256": sha256_dir(snakemake.input.model)}
+        # A model is named by the identity prepare_model computed once (pkt.hub): no 26 GB hashed per job.
+        model = {"name": params.model_name, "path": snakemake.input.model, **model_identity(snakemake.input.model)}
         runs = [(seed, task) for seed in params.seeds for task in params.tasks]  # the order of the outputs
         for (seed, task), result_path, samples_path in zip(runs, out.results, out.samples):
             setup_torch(snakemake.threads, int(seed))
@@ -36,8 +38,7 @@ if __name__ == "__main__":
             if adapter:
                 use_adapter(lm, adapter_name(task, seed))
             summary, samples = run_task(lm, task, Path(snakemake.input.tasks[0]).parent, data=params.data[task],
-                                        apply_chat_template=ev["apply_chat_template"], limit=ev["limit"],
-                                        seed=int(seed))
+                                        seed=int(seed), **task_options(ev))
             result = {
                 **summary,
                 "method": wc.method,

@@ -1,20 +1,20 @@
-"""Rule prepare_model: pretrain one tiny Llama from scratch on its corpus (toy scale)."""
+"""Rule prepare_model: pretrain a toy Llama from scratch on its corpus, or snapshot a hub model (pkt.hub)."""
 
-from pkt.models import pretrain
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
-        announce_restart("pretrain")
-        set_offline()
-        cfg = snakemake.params.model
-        setup_torch(snakemake.threads, cfg["pretrain"]["seed"])
-        pretrain(
-            corpus_path=snakemake.input.corpus,
-            tokenizer_dir=snakemake.input.tokenizer,
-            out_dir=snakemake.output[0],
-            arch=cfg,
-            train=cfg["pretrain"],
-            device=resolve_device(snakemake.params.device),
-            name=snakemake.wildcards.model,
-        )
+        cfg, name = snakemake.params.model, snakemake.wildcards.model
+        if "hub" in cfg:  # the user's hub settings and token: the one job of a paper run that downloads weights
+            from pkt.hub import prepare_hub_model
+
+            prepare_hub_model(name, cfg, snakemake.output[0])
+        else:
+            from pkt.models import pretrain
+
+            announce_restart("pretrain")
+            set_offline()
+            setup_torch(snakemake.threads, cfg["pretrain"]["seed"])
+            pretrain(corpus_path=snakemake.input.corpus, tokenizer_dir=snakemake.input.tokenizer,
+                     out_dir=snakemake.output[0], arch=cfg, train=cfg["pretrain"],
+                     device=resolve_device(snakemake.params.device), name=name)

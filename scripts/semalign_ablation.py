@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from pkt.ablation import result_path, variants
-from pkt.evaluate import load_lm, run_task, use_adapter
+from pkt.evaluate import load_lm, run_task, task_options, use_adapter
 from pkt.io import atomic_dir, read_json, write_json
 from pkt.models import load_model
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
@@ -13,9 +13,10 @@ from pkt.train import train
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
-        set_offline()
-        setup_torch(snakemake.threads, seed=0)
         params, inp, wc = snakemake.params, snakemake.input, snakemake.wildcards
+        if params.data and params.data.get("data_files"):
+            set_offline()  # the test set is a local file; else lm-eval reads the hub with the user's settings
+        setup_torch(snakemake.threads, seed=0)
         root, device, sem = Path(params.root), resolve_device(params.device), params.semalign
         configured = TargetSettings(**{k: sem[k] for k in TARGET_FIELDS})
         teacher, tokenizer = None, None
@@ -46,6 +47,6 @@ if __name__ == "__main__":
             setup_torch(snakemake.threads, seed)
             use_adapter(lm, f"{slug}-seed{seed}")
             summary, _ = run_task(lm, params.task, params.tasks_dir, data=params.data, seed=seed,
-                                  apply_chat_template=params.evaluation["apply_chat_template"])
+                                  **task_options(params.evaluation))
             write_json(result_path(root, slug, seed), {**summary, "method": slug, "pair": wc.pair,
                                                        "adapter": {"path": str(path)}})

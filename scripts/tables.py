@@ -1,6 +1,9 @@
-"""Rule tables: every eval JSON -> the main table (mean ± std over seeds), the vs-reference table with
-paired bootstrap intervals (csv, md, tex each) and metrics.json."""
+"""Rule tables: every eval JSON -> the main table (mean ± std over seeds; for the papers' hub models also the
+published rows and reproduced - published), the vs-reference table with paired bootstrap intervals (csv, md,
+tex each), metrics.json, and the code-teacher table in SemAlign Table 2's layout (csv, md)."""
 
+from pkt.published import published_cells
+from pkt.published_tables import code_teacher_table, main_with_published, published_note, write_code_teachers
 from pkt.runtime import job_logging
 from pkt.tables import load_items, load_results, main_table, vs_reference, write_tables, write_vs_reference
 
@@ -8,7 +11,18 @@ if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         out, params, cfg = snakemake.output, snakemake.params, snakemake.params.tables
         table = main_table(load_results(snakemake.input.evals, params.pairs))
-        write_tables(table, out.csv, out.md, out.tex, out.metrics, caption=params.caption)
-        versus = vs_reference(load_items(snakemake.input.evals, params.pairs), reference=cfg["reference"],
-                              n_boot=cfg["bootstrap"], level=cfg["level"], seed=cfg["seed"])
+        cells = published_cells(params.pairs, params.models)  # none for toy models
+        note = published_note(cells, params.protocol)
+        caption = f"{params.caption.rstrip(' .')}. {note}" if note else params.caption
+        shown = main_with_published(table, cells, params.protocol) if cells else None  # toy: today's table
+        write_tables(table, out.csv, out.md, out.tex, out.metrics, caption=caption, shown=shown)
+        versus = vs_reference(
+            load_items(snakemake.input.evals, params.pairs),
+            reference=cfg["reference"],
+            n_boot=cfg["bootstrap"],
+            level=cfg["level"],
+            seed=cfg["seed"],
+        )
         write_vs_reference(versus, out.vs_csv, out.vs_md, out.vs_tex, caption=params.caption)
+        code = code_teacher_table(table, params.pairs, params.models, cells)
+        write_code_teachers(code, out.code_csv, out.code_md, caption=params.caption, protocol=params.protocol)

@@ -18,7 +18,7 @@ if __name__ == "__main__":
                     train_split=split,
                     out_dir=adapters[task],
                     checkpoint_dir=params.checkpoints[seed][task],
-                    settings=params.train,
+                    settings=params.train[task],
                     seed=int(seed),
                     device=resolve_device(params.device),
                     inputs=params.method_inputs[task],

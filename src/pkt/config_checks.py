@@ -25,8 +25,8 @@ def config_errors(config: dict[str, Any]) -> list[str]:
             errors.append(
                 f"models.{name}: hidden_size {m['hidden_size']} is not divisible by num_heads {m['num_heads']}"
             )
-        if m["pretrain"]["seq_len"] > m.get("max_position_embeddings", 512):
-            errors.append(f"models.{name}.pretrain.seq_len exceeds models.{name}.max_position_embeddings")
+        errors += _model_source_errors(name, m)
+    errors += _data_errors(config)
     for pair, p in config["pairs"].items():
         for role in ("teacher", "student"):
             if p[role] not in models:
@@ -52,6 +52,61 @@ def config_errors(config: dict[str, Any]) -> list[str]:
     if reference is not None and reference not in rows:
         errors.append(f"tables.reference: {reference!r} is not a row of the table; choose from {rows}")
     return errors
+
+
+def _model_source_errors(name: str, m: dict[str, Any]) -> list[str]:
+    """A toy model needs a corpus and a pretraining recipe; a hub model needs its vocabulary size and no recipe."""
+    if "hub" in m:
+        errors = [f"models.{name}.{key}: a hub model is not pretrained here; remove it"
+                  for key in ("corpus", "pretrain") if key in m]
+        if "vocab_size" not in m:
+            errors.append(f"models.{name}.vocab_size: required for a hub model (its config.json's vocab_size)")
+        return errors
+    errors = [f"models.{name}.{key}: required for a toy model (or give models.{name}.hub)"
+              for key in ("corpus", "pretrain") if key not in m]
+    if "pretrain" in m and m["pretrain"]["seq_len"] > m.get("max_position_embeddings", 512):
+        errors.append(f"models.{name}.pretrain.seq_len exceeds models.{name}.max_position_embeddings")
+    return errors
+
+
+def tasks_of(config: dict[str, Any]) -> list[str]:
+    """The tasks that have train/extract/align splits: the toy world's, or the paper splits' (data.paper.files)."""
+    if config["data"]["source"] == "paper":
+        return list(config["data"].get("paper", {}).get("files", {}))
+    return list(config["world"]["splits"])
+
+
+def _data_errors(config: dict[str, Any]) -> list[str]:
+    """Paper data needs its files; every evaluated task needs train splits; toy and hub models do not mix."""
+    data, errors = config["data"], []
+    if data["source"] == "paper" and "paper" not in data:
+        errors.append("data.paper: required when data.source is paper (location and files of the LaTen splits)")
+    tasks = tasks_of(config)
+    missing = [t for t in config["evaluation"]["tasks"] if t not in tasks]
+    if missing and config["methods"]:
+        errors.append(f"evaluation.tasks {missing} have no train splits under data.source {data['source']!r} "
+                      f"(splits exist for {tasks})")
+    if not config["pairs"]:
+        errors.append(f"pairs: no pair of {data['source']} models (data.source {data['source']!r}: "
+                      + ("toy models, no hub key)" if data["source"] == "toy" else "hub models, with a hub key)"))
+    return errors
+
+
+def active(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with only the models and pairs of its data source: toy models for the toy world, hub models
+    for the paper data. A paper config is merged over config/config.yaml (Snakemake merges, never removes),
+    so the default toy models and pair are still there; they take no part in a paper run."""
+    hub = config["data"]["source"] == "paper"
+    models = {name: m for name, m in config["models"].items() if ("hub" in m) == hub}
+    known = config["models"]
+    unknown = {name: p for name, p in config["pairs"].items() if p["teacher"] not in known or p["student"] not in known}
+    pairs = {name: p for name, p in config["pairs"].items() if p["teacher"] in models and p["student"] in models}
+    pairs.update(unknown)  # check_config names the missing model
+    mixed = [name for name, p in config["pairs"].items()
+             if name not in unknown and (p["teacher"] in models) != (p["student"] in models)]
+    if mixed:
+        raise ConfigError(f"pairs {mixed}: a pair's teacher and student must both be toy or both be hub models")
+    return {**config, "models": models, "pairs": pairs}
 
 
 def _seeking_errors(config: dict[str, Any]) -> list[str]:

@@ -120,13 +120,16 @@ def run_task(
     task: str,
     tasks_dir: str | os.PathLike[str],
     data: dict[str, Any] | None = None,
-    apply_chat_template: bool = False,
+    protocol: str = "tulu",
     limit: int | None = None,
     seed: int = 0,
+    max_gen_toks: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Evaluate one task with an lm-eval model; return (summary with provenance, per-sample records).
 
-    ``lm`` is an ``HFLM`` from :func:`load_lm`, or a stub whose answers are known (tests). The summary
+    ``lm`` is an ``HFLM`` from :func:`load_lm`, or a stub whose answers are known (tests). ``protocol``
+    renders a paper task's prompt in the Tulu format ("tulu", the published rows) or through the model's own
+    chat template ("chat_template", :func:`pkt.tasks.protocol_config`); ``max_gen_toks`` caps generation. The summary
     holds the headline metric with its stderr, every per-item score (``items``: the paired bootstrap
     of the tables needs them) and, for tasks whose documents carry ``known_by_student``, the accuracy
     on held-out and control items separately (``subsets``).
@@ -134,8 +137,12 @@ def run_task(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from pkt.tasks import protocol_config
+
     _environment_once()
-    cfg = task_config(tasks_dir, task, data)
+    cfg, apply_chat_template = protocol_config(task_config(tasks_dir, task, data), protocol)
+    if max_gen_toks is not None and "generation_kwargs" in cfg:
+        cfg["generation_kwargs"] = {**cfg["generation_kwargs"], "max_gen_toks": int(max_gen_toks)}
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
@@ -160,12 +167,19 @@ def run_task(
         "items": items,
         "lm_eval_version": _version("lm_eval"),
         "task_version": out.get("versions", {}).get(task, cfg.get("metadata", {}).get("version")),
-        "apply_chat_template": apply_chat_template,
+        "protocol": protocol if task.startswith("paper_") else "toy chat format",
         "limit": limit,
+        "max_gen_toks": max_gen_toks,
         "seed": seed,
         "wall_s": round(wall, 2),
     }
     return summary, samples
+
+
+def task_options(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`run_task` keywords that the config's ``evaluation`` section sets for every task."""
+    return {key: evaluation.get(key) for key in ("limit", "max_gen_toks")} | {
+        "protocol": evaluation.get("protocol", "tulu")}
 
 
 def _environment_once() -> None:

@@ -34,6 +34,7 @@ GPU_HOST_BYTES = 2.0
 
 STAGES: dict[str, Stage] = {  # minutes: rough A100 figures for Llama-2 sizes and the papers' split sizes
     "pretrain": Stage(cpu_bytes=16, minutes=120, floor=60),  # fp32 weights + grads + two Adam moments
+    "snapshot": Stage(cpu_bytes=0, minutes=4, floor=30),  # a hub download (~2 GB/min) and hashing, no model load
     "probe": Stage(cpu_bytes=6, minutes=1, floor=15),  # one scoring pass over a split
     "importance": Stage(cpu_bytes=8, minutes=1, floor=20),  # forward + backward to activations, per task
     "extract": Stage(cpu_bytes=12, minutes=2, floor=30),  # weights + fp32 |W*g| accumulator, per task
@@ -49,17 +50,19 @@ def parameter_count(arch: dict[str, Any], vocab_size: int) -> int:
     """Parameters of a Llama of this architecture: untied embeddings and LM head, MHA/GQA, SwiGLU.
 
     ``arch`` is a ``models.<name>`` config section (hidden_size, num_layers, num_heads,
-    intermediate_size, and num_key_value_heads where the model has fewer key/value heads). Exact for
-    the toy models of :mod:`pkt.models`; Llama-2-7B's sizes give 6.74e9.
+    intermediate_size, and num_key_value_heads where the model has fewer key/value heads; a hub model's
+    own vocab_size and tie_word_embeddings win over the arguments). Exact for the toy models of
+    :mod:`pkt.models`; Llama-2-7B's sizes give 6.74e9.
     """
     h, layers, inter = arch["hidden_size"], arch["num_layers"], arch["intermediate_size"]
-    heads = arch["num_heads"]
+    heads, vocab_size = arch["num_heads"], arch.get("vocab_size", vocab_size)
     kv = arch.get("num_key_value_heads", heads)
     kv_width = h // heads * kv
     attention = 2 * h * h + 2 * h * kv_width  # q, o; k, v
     mlp = 3 * h * inter  # gate, up, down
     per_layer = attention + mlp + 2 * h  # two RMSNorm weights
-    return 2 * vocab_size * h + layers * per_layer + h  # embeddings, LM head, layers, final norm
+    heads_and_embeddings = (1 if arch.get("tie_word_embeddings") else 2) * vocab_size * h
+    return heads_and_embeddings + layers * per_layer + h  # embeddings (+ LM head), layers, final norm
 
 
 def job_resources(stage: str, parameters: list[int], units: int = 1, gpu: bool = False) -> dict[str, int]:

@@ -218,12 +218,19 @@ def flat_metrics(table: pd.DataFrame) -> dict[str, float]:
 
 
 def write_tables(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
-                 tex: str | os.PathLike[str], metrics: str | os.PathLike[str], caption: str) -> None:
-    """Write the table as CSV, Markdown and LaTeX, and the flat metrics JSON, atomically."""
-    shown = formatted(table)
+                 tex: str | os.PathLike[str], metrics: str | os.PathLike[str], caption: str,
+                 shown: pd.DataFrame | None = None) -> None:
+    """Write the table as CSV, Markdown and LaTeX, and the flat metrics JSON, atomically.
+
+    ``shown`` replaces ``formatted(table)`` in the CSV, Markdown and LaTeX (``pkt.published_tables`` adds the
+    published rows there) and is written as given (Markdown keeps '+0.06' and '2.50' as they are); the
+    metrics are always the reproduced rows' means only.
+    """
+    given = shown is not None
+    shown = shown if given else formatted(table)
     with atomic_path(csv) as tmp:
         shown.to_csv(tmp, index=False)
-    write_text(md, f"{caption}\n\n" + shown.to_markdown(index=False) + "\n")
+    write_text(md, f"{caption}\n\n" + shown.to_markdown(index=False, disable_numparse=given) + "\n")
     write_text(tex, shown.to_latex(index=False, caption=caption, label="tab:main", escape=True))
     write_json(metrics, flat_metrics(table))
 

@@ -2,14 +2,15 @@
 
 The task YAMLs call these through ``workflow/tasks/utils.py`` (``!function utils.x``), so the logic
 lives in the tested library. Toy tasks render the project's own chat format (the same as training);
-paper tasks follow the papers' prompts and leave the chat template to lm-eval
-(``apply_chat_template``). Code tasks are scored by running each program in :mod:`pkt.sandbox`,
+paper tasks follow the papers' Open-Instruct prompts in the Tulu format, or the model's own chat
+template (:func:`protocol_config`). Code tasks are scored by running each program in :mod:`pkt.sandbox`,
 all programs of a task at once on every core, from an lm-eval ``custom`` filter; the sandbox verdict
 (status and reason) is the filtered response, so it is kept in the samples file.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -186,6 +187,14 @@ def pass_at_1(references: list[str], predictions: list[str]) -> float:
 
 
 # --------------------------------------------------------------------------- paper tasks
+# The papers' protocol (methods digest 6.2): Open-Instruct prompts, 0-shot. Each paper task is a user turn
+# and the start of the assistant's answer (Open-Instruct appends it after the chat header, so a model
+# continues "The answer is:" or the function it was given). Under the "tulu" protocol (the published
+# rows) both are rendered in the Tulu format the papers train and evaluate with; under "chat_template"
+# lm-eval renders the user turn with the model's own template and appends the answer start (gen_prefix).
+
+PROTOCOLS = ("tulu", "chat_template")
+CODE_PREFIX = "Here is the completed function:\n\n\n```python\n"
 
 
 def mbpp_test_split(dataset):
@@ -193,17 +202,24 @@ def mbpp_test_split(dataset):
     return dataset.filter(lambda d: 11 <= int(d["task_id"]) <= 510)
 
 
-def mbpp_paper_prompt(doc: dict[str, Any]) -> str:
-    tests = "\n".join(doc["test_list"])
-    return (f"You are an expert Python programmer, and here is your task: {doc['text']} "
-            f"Your code should pass these tests:\n\n{tests}\n")
+def mbpp_signature(code: str) -> str:
+    """The reference solution up to its first ``def`` line, without the colon: imports stay, as in LaTen's
+    MBPP prompts ("from collections import defaultdict \\r\\ndef get_unique(test_list)")."""
+    match = re.search(r"^def\s+\w+\s*\(.*?\)[^:\n]*:", code, re.MULTILINE | re.DOTALL)
+    if match is None:
+        raise ValueError(f"MBPP reference code has no function definition: {code[:80]!r}")
+    return code[: match.end() - 1]
 
 
-def humaneval_paper_prompt(doc: dict[str, Any]) -> str:
-    return f"Complete the following Python function.\n```python\n{doc['prompt']}```\n"
+def mbpp_user(doc: dict[str, Any]) -> str:
+    return f"Complete the following python function.\n\n\n{doc['text']}\n{mbpp_signature(doc['code'])}"
 
 
-def mmlu_paper_prompt(doc: dict[str, Any]) -> str:
+def humaneval_user(doc: dict[str, Any]) -> str:
+    return f"Complete the following python function.\n\n\n{doc['prompt']}"
+
+
+def mmlu_user(doc: dict[str, Any]) -> str:
     """The Seeking/Open-Instruct MMLU prompt, letters A-D, ending in 'Answer:'."""
     subject = doc.get("subject", "").replace("_", " ")
     options = "\n".join(f"{letter}. {choice}" for letter, choice in zip("ABCD", doc["choices"]))
@@ -211,5 +227,47 @@ def mmlu_paper_prompt(doc: dict[str, Any]) -> str:
             f"{doc['question'].strip()}\n{options}\nAnswer:")
 
 
-def gsm8k_paper_prompt(doc: dict[str, Any]) -> str:
-    return f"Answer the following question.\n\nQuestion: {doc['question']}"
+def gsm8k_user(doc: dict[str, Any]) -> str:
+    return f"Answer the following question.\n\nQuestion: {doc['question'].strip()}"
+
+
+# task -> (user turn, start of the answer as a Jinja template over the doc: lm-eval's gen_prefix)
+PAPER_TURNS: dict[str, tuple[Any, str]] = {
+    "paper_mmlu": (mmlu_user, "The answer is:"),
+    "paper_gsm8k": (gsm8k_user, "Answer:"),
+    "paper_humaneval": (humaneval_user, CODE_PREFIX + "{{prompt}}"),
+    "paper_mbpp": (mbpp_user, CODE_PREFIX),
+}
+
+
+@functools.cache
+def _template(text: str):
+    import jinja2
+
+    return jinja2.Template(text, keep_trailing_newline=True)
+
+
+def answer_start(task: str, doc: dict[str, Any]) -> str:
+    """The start of the assistant's answer of a paper task's doc (its gen_prefix, rendered once per doc)."""
+    return _template(PAPER_TURNS[task][1]).render(**doc)
+
+
+def tulu_prompt(task: str):
+    """doc -> the Tulu-format prompt of a paper task: user turn, assistant header, the answer's start."""
+    user = PAPER_TURNS[task][0]
+    return lambda doc: render_prompt(user(doc)) + answer_start(task, doc)
+
+
+def protocol_config(cfg: dict[str, Any], protocol: str) -> tuple[dict[str, Any], bool]:
+    """A paper task's lm-eval config under ``protocol``, and whether lm-eval applies the model's chat template.
+
+    The YAMLs render the Tulu prompt; "chat_template" swaps in the bare user turn and the answer's start as
+    ``gen_prefix``. Toy tasks carry their own chat format and are returned unchanged.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation.protocol {protocol!r} is not one of {PROTOCOLS}")
+    task = cfg.get("task")
+    if protocol == "tulu" or task not in PAPER_TURNS:
+        return cfg, False
+    user, prefix = PAPER_TURNS[task]
+    return {**cfg, "doc_to_text": user, "gen_prefix": prefix}, True

@@ -20,7 +20,7 @@ rule semalign_ablation:
         root=f"{RUN}/ablation/{{pair}}",
         semalign=config["semalign"],
         method_settings=semalign_settings(),
-        train=train_settings,
+        train=lambda wc: train_settings(wc)[ABLATION_TASK],
         task=ABLATION_TASK,
         tasks_dir=lambda wc, input: str(Path(input.tasks).parent),
         data=lambda wc: task_data(wc)[ABLATION_TASK],

@@ -4,7 +4,7 @@ rule analyze_semalign:
         teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
         student=pair_student_dir,
         adapter=lambda wc: f"{RUN}/adapters/semalign/{wc.pair}/{config['semalign']['analysis_task']}/seed{SEEDS[0]}",
-        split=lambda wc: f"{RUN}/data/{config['semalign']['analysis_task']}/test.jsonl",
+        split=analysis_split,
         code=lib("analysis", "semalign", "targets"),
     output:
         cka=report(f"{RUN}/analysis/{{pair}}/cka.png", caption="../report/cka.rst", category="SemAlign analysis"),

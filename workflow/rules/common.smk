@@ -2,19 +2,21 @@
 
 from pathlib import Path
 
-from pkt.config_checks import check_config
+from pkt.config_checks import active, check_config, tasks_of
 from pkt.resources import job_resources, parameter_count
 from snakemake.utils import validate
 
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+config.update(active(config))  # the data source's models and pairs (a paper config keeps the toy defaults)
 check_config(config)
 
 RUN = f"results/{config['run_name']}"
 LOGS = f"logs/{config['run_name']}"
-TASKS = ["toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"]
-SPLITS = ["train", "extract", "align", "test"]
-CORPORA = ["teacher", "student"]
+TOY = config["data"]["source"] == "toy"  # the generated world and toy models; else the paper splits, hub models
+TASKS = tasks_of(config)  # tasks with train/extract/align splits (toy_* or paper_*)
+SPLITS = ["train", "extract", "align", "test"] if TOY else ["train", "extract", "align"]  # paper tests: lm-eval's
+CORPORA = ["teacher", "student"] if TOY else []
 MODELS = list(config["models"])
 EVAL_TASKS = config["evaluation"]["tasks"]
 METHODS = ["vanilla", *config["methods"]]
@@ -36,9 +38,18 @@ def model_dirs():
     return expand(f"{RUN}/models/{{model}}", model=MODELS)
 
 
-def corpus_of(wildcards):
-    """The pretraining corpus named by models.<model>.corpus."""
-    return f"{RUN}/data/corpus/{config['models'][wildcards.model]['corpus']}.jsonl"
+def model_inputs(wildcards):
+    """A toy model's tokenizer and pretraining corpus (models.<model>.corpus); a hub model needs none."""
+    model = config["models"][wildcards.model]
+    if "hub" in model:
+        return {}
+    return {"tokenizer": f"{RUN}/tokenizer", "corpus": f"{RUN}/data/corpus/{model['corpus']}.jsonl"}
+
+
+def analysis_split(wildcards):
+    """The inputs SemAlign's analysis runs on: the toy test split, or (paper data) the task's train split."""
+    task = config["semalign"]["analysis_task"]
+    return f"{RUN}/data/{task}/{'test' if TOY else 'train'}.jsonl"
 
 
 def lib(*modules):
@@ -198,12 +209,17 @@ def eval_max_length(wildcards):
 
 
 def train_settings(wildcards):
-    """The train section plus the student's max_length (pkt.train.TrainSettings); LaTen, which does not
-    fine-tune, gets only the length, so a train key change does not rerun it."""
+    """{task: the train section with the method's and task's overrides (train.per_method), plus the student's
+    max_length} (pkt.train.TrainSettings); LaTen, which does not fine-tune, gets only the length, so a
+    train key change does not rerun it. The ablation's jobs (no method wildcard) train as semalign."""
     max_length = max_length_of(config["pairs"][wildcards.pair]["student"])
-    if getattr(wildcards, "method", None) == "laten":  # (the ablation's jobs have no method wildcard)
-        return {"max_length": max_length}
-    return {**config["train"], "max_length": max_length}
+    method = getattr(wildcards, "method", "semalign")
+    if method == "laten":
+        return {task: {"max_length": max_length} for task in EVAL_TASKS}
+    base = {k: v for k, v in config["train"].items() if k != "per_method"}
+    own = dict(config["train"]["per_method"].get(method, {}))
+    by_task = own.pop("tasks", {})
+    return {task: {**base, **own, **by_task.get(task, {}), "max_length": max_length} for task in EVAL_TASKS}
 
 
 def task_data(wildcards):
@@ -301,8 +317,21 @@ def sized(stage, *roles, units=1):
     (pkt.resources): ``resources: **sized("train", "student", units=...)``. Site settings stay in profiles/."""
 
     def of(wildcards):
-        sizes = [parameter_count(config["models"][name], config["tokenizer"]["vocab_size"])
+        sizes = [parameter_count(config["models"][name], config["tokenizer"]["vocab_size"])  # hub: its own vocab
                  for name in job_models(roles, wildcards)]
         return job_resources(stage, sizes, units=units, gpu=ON_GPU)
+
+    return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}
+
+
+def prepare_resources():
+    """prepare_model's resources: a toy model pretrains (on the run's device); a hub model is downloaded on
+    the host (no GPU, no model in memory)."""
+
+    def of(wildcards):
+        model = config["models"][wildcards.model]
+        size = [parameter_count(model, config["tokenizer"]["vocab_size"])]
+        hub = "hub" in model
+        return job_resources("snapshot" if hub else "pretrain", size, gpu=ON_GPU and not hub)
 
     return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}

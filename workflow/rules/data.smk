@@ -1,6 +1,8 @@
+# Toy: the generated world's splits and corpora. Paper: the LaTen splits, checked and converted (no corpora;
+# the test sets come from lm-eval: the hub, or evaluation.data).
 rule prepare_data:
     input:
-        code=lib("toyworld", "toycode", "data", "io"),
+        code=lib("toyworld", "toycode", "data", "io") if TOY else lib("paper_data", "data", "io"),
     output:
         splits=expand(f"{RUN}/data/{{task}}/{{split}}.jsonl", task=TASKS, split=SPLITS),
         corpora=expand(f"{RUN}/data/corpus/{{corpus}}.jsonl", corpus=CORPORA),
@@ -10,13 +12,15 @@ rule prepare_data:
     benchmark:
         f"{LOGS}/prepare_data.benchmark.tsv"
     params:
-        world=config["world"],
+        source=config["data"]["source"],
+        world=config["world"] if TOY else None,
+        paper=None if TOY else config["data"]["paper"],
     resources:
         mem_mb=2000,
         runtime=10,
     conda:
         "../envs/pkt.yaml"
     message:
-        "Generating the toy world (seed {params.world[seed]})"
+        f"Generating the toy world (seed {config['world']['seed']})" if TOY else "Converting the papers' splits"
     script:
         "../../scripts/prepare_data.py"

@@ -19,11 +19,11 @@ rule prepare_tokenizer:
         "../../scripts/prepare_tokenizer.py"
 
 
+# Toy models are pretrained from scratch; hub models are snapshotted (pkt.hub) and their identity recorded once.
 rule prepare_model:
     input:
-        tokenizer=rules.prepare_tokenizer.output[0],
-        corpus=corpus_of,
-        code=lib("models", "data", "runtime"),
+        unpack(model_inputs),
+        code=lib("models", "data", "runtime", "hub"),
     output:
         directory(f"{RUN}/models/{{model}}"),
     log:
@@ -35,10 +35,10 @@ rule prepare_model:
         device=config["device"],
     threads: 1
     resources:
-        **sized("pretrain", "model"),
+        **prepare_resources(),
     conda:
         "../envs/pkt.yaml"
     message:
-        with_asks("Pretraining {wildcards.model} from scratch")
+        with_asks("Preparing {wildcards.model}")
     script:
         "../../scripts/prepare_model.py"

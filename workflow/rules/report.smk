@@ -6,7 +6,7 @@ localrules:
 rule tables:
     input:
         evals=eval_targets(),
-        code=lib("tables", "stats"),
+        code=lib("tables", "stats", "published", "published_tables"),
     output:
         csv=report(f"{RUN}/tables/main.csv", caption="../report/main_table.rst", category="Tables"),
         md=f"{RUN}/tables/main.md",
@@ -17,6 +17,8 @@ rule tables:
         vs_md=f"{RUN}/tables/vs_{config['tables']['reference']}.md",
         vs_tex=f"{RUN}/tables/vs_{config['tables']['reference']}.tex",
         metrics=f"{RUN}/metrics.json",
+        code_csv=f"{RUN}/tables/code_teachers.csv",  # SemAlign Table 2's layout: teachers of one student
+        code_md=f"{RUN}/tables/code_teachers.md",
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -25,6 +27,8 @@ rule tables:
         pairs=config["pairs"],
         tables=config["tables"],
         caption=table_caption(),
+        models=config["models"],  # hub models' repo ids pick the published rows (none for toy models)
+        protocol=config["evaluation"].get("protocol", "tulu"),
     conda:
         "../envs/pkt.yaml"
     script:

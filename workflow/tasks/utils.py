@@ -2,16 +2,19 @@
 
 from pkt.tasks import (  # noqa: F401 - re-exported for lm-eval's YAML loader
     extract_numbers,
-    gsm8k_paper_prompt,
     gsm8k_target,
     humaneval_filter,
-    humaneval_paper_prompt,
     mbpp_filter,
-    mbpp_paper_prompt,
     mbpp_target,
     mbpp_test_split,
-    mmlu_paper_prompt,
     pass_at_1,
     toy_gsm8k_target,
     toy_prompt,
+    tulu_prompt,
 )
+
+# The papers' prompts in the Tulu format (pkt.tasks.PAPER_TURNS); evaluation.protocol: chat_template swaps them.
+mmlu_prompt = tulu_prompt("paper_mmlu")
+gsm8k_prompt = tulu_prompt("paper_gsm8k")
+humaneval_prompt = tulu_prompt("paper_humaneval")
+mbpp_prompt = tulu_prompt("paper_mbpp")
