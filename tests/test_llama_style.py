@@ -11,25 +11,12 @@ import json
 
 import pytest
 import torch
+from tiny_llama import BOS, llama_like
 
 from pkt.data import encode_split, encode_supervised, ensure_pad_token, render_prompt, supervised_batches, write_split
 from pkt.models import llama_config
 from pkt.tokenizer import train_tokenizer
 from pkt.toyworld import generate
-
-BOS = "<s>"
-
-
-def llama_like(tok):
-    """The toy tokenizer turned Llama-style: a BOS ``<s>`` added to every encoding, no pad token."""
-    from tokenizers import processors
-
-    tok.add_special_tokens({"bos_token": BOS})
-    tok._tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.convert_tokens_to_ids(BOS))]
-    )
-    tok.pad_token = None
-    return tok
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,34 @@ def job_resources_listed(output: str) -> list[tuple[str | None, str]]:
 OVERLAYS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
 
 
+def expected_jobs(config: dict) -> dict[str, int]:
+    """Jobs per rule that a config implies (the pipeline's granularity: one train and one evaluate job per
+    method and pair, one importance job per model, one extraction/targets job per pair)."""
+    hub = config["data"]["source"] == "paper"
+    models = {n for n, m in config["models"].items() if ("hub" in m) == hub}
+    pairs = {n: p for n, p in config["pairs"].items() if p["teacher"] in models}
+    methods = config["methods"]
+    vanilla = {p[role] for p in pairs.values() for role in ("teacher", "student")}
+    jobs = {"prepare_data": 1, "prepare_model": len(models), "score_importance": len(models),
+            "pair_layers": len(pairs), "train": len(methods) * len(pairs), "evaluate": len(methods) * len(pairs),
+            "evaluate_vanilla": len(vanilla), "extract_seeking": len(pairs) * ("seeking" in methods),
+            "teacher_targets": len(pairs) * bool({"semalign", "kd", "fitnet"} & set(methods)),
+            "tables": 1, "figures": 1}
+    if not hub:
+        jobs.update(prepare_tokenizer=1, probe=len(models))
+    return {rule: n for rule, n in jobs.items() if n}
+
+
+def shipped(overlay: str) -> dict:
+    """A shipped config as Snakemake sees it: config/config.yaml with the overlay merged over it."""
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    if overlay:
+        update_config(config, yaml.safe_load((REPO / "config" / overlay).read_text()))
+    return config
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("overlay", ["", *OVERLAYS])
 def test_slurm_dry_run_of_every_shipped_config_asks_a_gpu_for_every_model_job(tmp_path, overlay):
@@ -92,8 +120,13 @@ def test_slurm_dry_run_of_every_shipped_config_asks_a_gpu_for_every_model_job(tm
     args = ("--configfile", f"config/{overlay}") if overlay else ()
     out = snakemake(root, *args, "--workflow-profile", "profiles/slurm", "-n").stdout
     planned, listed = planned_jobs(out), job_resources_listed(out)
-    model_jobs = sum(n for rule, n in planned.items() if rule not in CPU_RULES | LOCAL_RULES)
+    config = shipped(overlay)
+    assert {rule: n for rule, n in planned.items() if rule in expected_jobs(config)} == expected_jobs(config)
+    hub = config["data"]["source"] == "paper"
+    cpu = CPU_RULES | LOCAL_RULES | ({"prepare_model"} if hub else set())  # hub models: a download, no GPU
+    model_jobs = sum(n for rule, n in planned.items() if rule not in cpu)
     assert sum("gpu=1" in line for _, line in listed) == model_jobs > 10
     for rule, line in listed:
-        assert ("gpu=1" in line) == (rule not in CPU_RULES | LOCAL_RULES), (rule, line)
+        if rule is not None:
+            assert ("gpu=1" in line) == (rule not in cpu), (rule, line)
         assert re.search(r"mem_mb=\d+", line) and "runtime=" in line, line

@@ -20,7 +20,7 @@ def write_world(cfg: dict, out: Path) -> list[Path]:
     spec.loader.exec_module(module)
     splits = [out / t / f"{s}.jsonl" for t in TASKS for s in SPLITS]
     corpora = [out / "corpus" / f"{c}.jsonl" for c in ("teacher", "student")]
-    module.main(cfg, out, [str(p) for p in splits], [str(p) for p in corpora])
+    module.toy(cfg, out, [str(p) for p in splits], [str(p) for p in corpora])
     return [*splits, *corpora, out / "manifest.json"]
 
 

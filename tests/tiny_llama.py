@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 VOCAB = 50
+BOS = "<s>"
 
 
 def tiny(d: int, layers: int, seed: int, vocab: int = VOCAB):
@@ -33,3 +34,15 @@ def batches(n: int = 6, size: int = 3) -> list[dict[str, torch.Tensor]]:
             labels[b, 4:length] = ids[b, 4:length]
         out.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
     return out
+
+
+def llama_like(tok):
+    """A toy tokenizer turned Llama-style: a BOS ``<s>`` added to every encoding, no pad token."""
+    from tokenizers import processors
+
+    tok.add_special_tokens({"bos_token": BOS})
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.convert_tokens_to_ids(BOS))]
+    )
+    tok.pad_token = None
+    return tok

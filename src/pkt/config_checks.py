@@ -148,6 +148,16 @@ def _laten_errors(config: dict[str, Any]) -> list[str]:
     return errors
 
 
+def train_settings(train: dict[str, Any], method: str, tasks: list[str], max_length: int) -> dict[str, dict]:
+    """{task: the train section with ``train.per_method[method]`` and its ``tasks[task]`` entries applied (a task's
+    entry wins over its method's), plus ``max_length``}: the papers' recipes differ by method and task (SemAlign v1:
+    5 epochs, but 3 at lr 3e-5 on HumanEval)."""
+    base = {k: v for k, v in train.items() if k != "per_method"}
+    own = dict(train.get("per_method", {}).get(method, {}))
+    by_task = own.pop("tasks", {})
+    return {task: {**base, **own, **by_task.get(task, {}), "max_length": max_length} for task in tasks}
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise one ConfigError listing every problem found by :func:`config_errors`."""
     errors = config_errors(config)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pkt.config_checks import active, check_config, tasks_of
+from pkt.config_checks import active, check_config, tasks_of, train_settings as resolved_train
 from pkt.resources import job_resources, parameter_count
 from snakemake.utils import validate
 
@@ -216,10 +216,7 @@ def train_settings(wildcards):
     method = getattr(wildcards, "method", "semalign")
     if method == "laten":
         return {task: {"max_length": max_length} for task in EVAL_TASKS}
-    base = {k: v for k, v in config["train"].items() if k != "per_method"}
-    own = dict(config["train"]["per_method"].get(method, {}))
-    by_task = own.pop("tasks", {})
-    return {task: {**base, **own, **by_task.get(task, {}), "max_length": max_length} for task in EVAL_TASKS}
+    return resolved_train(config["train"], method, EVAL_TASKS, max_length)
 
 
 def task_data(wildcards):
