@@ -1,5 +1,7 @@
-"""Rule evaluate: every lm-eval task on one model, for every seed's task adapters, with one model load."""
+"""Rule evaluate: every lm-eval task on one model, for every seed's task adapters, with one model load
+(or, with evaluation.backend: vllm, one vLLM engine per adapter: pkt.vllm_backend)."""
 
+import tempfile
 from pathlib import Path
 
 from lm_eval.utils import handle_non_serializable
@@ -27,17 +29,29 @@ if __name__ == "__main__":
         ev = params.evaluation
         adapters = {adapter_name(task, seed): path for seed, by_task in params.adapters.items()
                     for task, path in by_task.items()}
-        lm = load_lm(snakemake.input.model, adapters or None, batch_size=ev["batch_size"],
-                     device=resolve_device(params.device), max_length=params.max_length, merge=ev["merge_adapters"])
+        if ev["backend"] == "vllm":
+            from pkt.vllm_backend import VLLMModels
+
+            served = VLLMModels(snakemake.input.model, adapters, ev["batch_size"], params.max_length,
+                                tempfile.mkdtemp(prefix="pkt-vllm-"))
+            serve = served.lm
+        else:
+            lm = load_lm(snakemake.input.model, adapters or None, batch_size=ev["batch_size"],
+                         device=resolve_device(params.device), max_length=params.max_length,
+                         merge=ev["merge_adapters"])
+
+            def serve(name):
+                if name:
+                    use_adapter(lm, name)
+                return lm
         # A model is named by the identity prepare_model computed once (pkt.hub): no 26 GB hashed per job.
         model = {"name": params.model_name, "path": snakemake.input.model, **model_identity(snakemake.input.model)}
         runs = [(seed, task) for seed in params.seeds for task in params.tasks]  # the order of the outputs
         for (seed, task), result_path, samples_path in zip(runs, out.results, out.samples):
             setup_torch(snakemake.threads, int(seed))
             adapter = params.adapters[seed][task] if adapters else None
-            if adapter:
-                use_adapter(lm, adapter_name(task, seed))
-            summary, samples = run_task(lm, task, Path(snakemake.input.tasks[0]).parent, data=params.data[task],
+            model_lm = serve(adapter_name(task, seed) if adapter else None)
+            summary, samples = run_task(model_lm, task, Path(snakemake.input.tasks[0]).parent, data=params.data[task],
                                         seed=int(seed), **task_options(ev))
             result = {
                 **summary,

@@ -1,25 +1,28 @@
-"""Rule train: one method's adapter for every seed and task, for one pair (pkt.train, any method)."""
+"""Rule train: one method's adapter for every seed and task, for one pair (pkt.train, any method).
+
+A job given more than one GPU (``resources: gpu``, set per rule in the SLURM profile) trains each adapter
+under torchrun, one process per GPU; LaTen, which fits without the Trainer, always runs in one process.
+"""
+
+import tempfile
 
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
-from pkt.train import train
+from pkt.train import launch, train
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         announce_restart("train")
         set_offline()
         wc, params = snakemake.wildcards, snakemake.params
+        gpus = int(snakemake.resources.get("gpu", 0)) if wc.method != "laten" else 0
         for seed, adapters in params.adapters.items():
             for task, split in params.splits.items():
                 setup_torch(snakemake.threads, int(seed))
-                train(
-                    method=wc.method,
-                    method_settings=params.method_settings,
-                    student_dir=snakemake.input.student,
-                    train_split=split,
-                    out_dir=adapters[task],
-                    checkpoint_dir=params.checkpoints[seed][task],
-                    settings=params.train[task],
-                    seed=int(seed),
-                    device=resolve_device(params.device),
-                    inputs=params.method_inputs[task],
-                )
+                spec = dict(method=wc.method, method_settings=params.method_settings,
+                            student_dir=snakemake.input.student, train_split=split, out_dir=adapters[task],
+                            checkpoint_dir=params.checkpoints[seed][task], settings=params.train[task],
+                            seed=int(seed), device=resolve_device(params.device), inputs=params.method_inputs[task])
+                if gpus > 1:
+                    launch(spec, gpus, tempfile.gettempdir())
+                else:
+                    train(**spec)

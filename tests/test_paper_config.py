@@ -167,3 +167,16 @@ def test_mbpp_signature_keeps_the_imports_before_the_function_as_latens_prompts_
     code = "from collections import defaultdict \r\ndef get_unique(test_list):\r\n  return 1"
     assert mbpp_signature(code) == "from collections import defaultdict \r\ndef get_unique(test_list)"
     assert mbpp_signature("R = 3\r\ndef min_cost(cost, m, n):\r\n\tpass") == "R = 3\r\ndef min_cost(cost, m, n)"
+
+
+def test_the_vllm_backend_is_refused_on_the_cpu_and_named_where_it_is_missing():
+    import importlib.util
+
+    from pkt.vllm_backend import require_vllm
+
+    config = active(paper_config())
+    config.update(device="cpu", evaluation={**config["evaluation"], "backend": "vllm"})
+    assert any("evaluation.backend: vllm serves models on a GPU" in e for e in config_errors(config))
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(RuntimeError, match="the vllm package is not installed"):
+            require_vllm()

@@ -294,3 +294,12 @@ def test_energy_and_share_are_fractions(pair):
     for m in record["matrices"]:
         assert 0 < m["energy"] <= 1 + 1e-6 and 0 < m["share"] <= 1 + 1e-9
         assert math.isfinite(m["share"])
+
+
+def test_the_fp32_sums_of_a_13b_teacher_go_to_the_host_of_an_80gb_gpu():
+    from pkt.seeking import accumulator_device
+
+    cuda, thirteen_b, gb = torch.device("cuda"), 13_015_864_320, 2**30
+    assert accumulator_device(thirteen_b, torch.device("cpu")) == torch.device("cpu")
+    assert accumulator_device(thirteen_b, cuda, free_bytes=(80 - 26) * gb) == torch.device("cpu")  # 52 GB: no room
+    assert accumulator_device(6_738_415_616, cuda, free_bytes=(80 - 14) * gb) == cuda  # a 7B's 27 GB fit beside it

@@ -181,13 +181,12 @@ def test_lora_starts_as_the_student(student):
     torch.testing.assert_close(wrapped(input_ids=ids).logits, ref)
 
 
-def test_runs_under_torchrun_with_two_processes(student, tmp_path):
-    """The same entry point under torchrun: two CPU processes (gloo), one adapter written by rank 0."""
-    path = tmp_path / "spec.json"
-    path.write_text(json.dumps(spec(student, tmp_path / "ddp", tmp_path / "ck", max_steps=4)))
-    torchrun = Path(sys.executable).parent / "torchrun"
-    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "pkt.train", str(path)],
-                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_runs_under_torchrun_with_two_processes(student, tmp_path, monkeypatch):
+    """pkt.train.launch, as a job given two GPUs runs it: two CPU processes (gloo), one adapter from rank 0."""
+    from pkt.train import launch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    launch(spec(student, tmp_path / "ddp", tmp_path / "ck", max_steps=4), 2, tmp_path)
+    assert not list(tmp_path.glob("train-spec-*.json"))  # the spec file is cleaned up
     figures = json.loads((tmp_path / "ddp" / "training.json").read_text())
     assert figures["world_size"] == 2 and figures["steps"] == 4

@@ -47,6 +47,8 @@ def config_errors(config: dict[str, Any]) -> list[str]:
     for key, task in checked.items():
         if "semalign" in config["methods"] and task not in config["evaluation"]["tasks"]:
             errors.append(f"semalign.{key}: {task!r} is not one of evaluation.tasks {config['evaluation']['tasks']}")
+    if config["evaluation"].get("backend") == "vllm" and config["device"] == "cpu":
+        errors.append("evaluation.backend: vllm serves models on a GPU, but device is cpu (use hf, or device auto)")
     rows = ["student", "teacher", *config["methods"]]
     reference = config.get("tables", {}).get("reference")
     if reference is not None and reference not in rows:

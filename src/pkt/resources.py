@@ -26,18 +26,19 @@ class Stage:
     cpu_bytes: float  # host bytes per parameter when the models run on the CPU
     minutes: float  # minutes per billion parameters per unit of work on one GPU (floor below)
     floor: int  # the least time limit, minutes: a toy job still imports torch and writes its outputs
+    gpu_host_bytes: float = 2.0  # host bytes per parameter when the models run on a GPU (below)
 
 
-# On a GPU the weights live in GPU memory and the host only stages one checkpoint shard at a time;
-# 2 bytes per parameter (bf16) covers that staging.
-GPU_HOST_BYTES = 2.0
+# On a GPU the weights live in GPU memory and the host only stages one checkpoint shard at a time:
+# 2 bytes per parameter (bf16) cover that staging (Stage.gpu_host_bytes; Seeking adds its fp32 sums).
 
 STAGES: dict[str, Stage] = {  # minutes: rough A100 figures for Llama-2 sizes and the papers' split sizes
     "pretrain": Stage(cpu_bytes=16, minutes=120, floor=60),  # fp32 weights + grads + two Adam moments
     "snapshot": Stage(cpu_bytes=0, minutes=4, floor=30),  # a hub download (~2 GB/min) and hashing, no model load
     "probe": Stage(cpu_bytes=6, minutes=1, floor=15),  # one scoring pass over a split
     "importance": Stage(cpu_bytes=8, minutes=1, floor=20),  # forward + backward to activations, per task
-    "extract": Stage(cpu_bytes=12, minutes=2, floor=30),  # weights + fp32 |W*g| accumulator, per task
+    "extract": Stage(cpu_bytes=12, minutes=2, floor=30, gpu_host_bytes=6),  # + fp32 |W*g| sums, on the host
+                                                                             # for a 13B teacher (pkt.seeking)
     "targets": Stage(cpu_bytes=6, minutes=1.5, floor=30),  # teacher + student over a train split, per task
     "train": Stage(cpu_bytes=8, minutes=30, floor=60),  # LoRA: frozen weights + activations, per adapter
     "evaluate": Stage(cpu_bytes=6, minutes=3, floor=30),  # lm-eval (generation dominates), per task and seed
@@ -76,7 +77,7 @@ def job_resources(stage: str, parameters: list[int], units: int = 1, gpu: bool =
     if units < 1 or not parameters:
         raise ValueError(f"{stage}: a job needs at least one model and one unit of work")
     cost, total = STAGES[stage], sum(parameters)
-    host_bytes = GPU_HOST_BYTES * max(parameters) if gpu else cost.cpu_bytes * total
+    host_bytes = cost.gpu_host_bytes * max(parameters) if gpu else cost.cpu_bytes * total
     mem_mb = PROCESS_MB + math.ceil(host_bytes / 2**20 / ROUND_MB) * ROUND_MB
     runtime = max(cost.floor, math.ceil(cost.minutes * total / 1e9 * units))
     return {"mem_mb": mem_mb, "runtime": runtime, "gpu": int(gpu)}

@@ -219,6 +219,23 @@ def _align_phase(strategy, model, tokenizer, opts: TrainSettings, seed: int, dev
     return {"split": str(phase["split"]), "steps": trainer.state.global_step, "lr": phase["lr"], "losses": losses}
 
 
+def launch(spec: dict[str, Any], processes: int, scratch: str | os.PathLike[str]) -> None:
+    """Run :func:`train` with ``spec`` as its arguments in ``processes`` processes under ``torchrun`` (one per
+    GPU the job was given): the Trainer wraps the model in DDP, rank 0 writes the adapter. One process runs
+    it in this one, as does a method that fits without the Trainer (LaTen)."""
+    import subprocess
+
+    path = Path(scratch) / f"train-spec-{os.getpid()}.json"
+    write_json(path, spec)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "pkt.train", str(path)]
+    log.info("launching %s", " ".join(command))
+    try:
+        subprocess.run(command, check=True)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI for torchrun / accelerate: ``python -m pkt.train spec.json`` with ``train``'s arguments."""
     argv = sys.argv[1:] if argv is None else argv
