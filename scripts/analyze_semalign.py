@@ -6,22 +6,23 @@ from pkt.analysis import bases_check, cka_matrix, layer_outputs, plot_bases, plo
 from pkt.data import load_split, supervised_batches
 from pkt.io import write_json
 from pkt.models import load_model
-from pkt.runtime import job_logging, set_offline, setup_torch
+from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         set_offline()
         setup_torch(snakemake.threads, seed=0)
         params, inp, out = snakemake.params, snakemake.input, snakemake.output
-        teacher, tokenizer = load_model(inp.teacher)
-        student, _ = load_model(inp.student)
+        device = resolve_device(params.device)  # the run's device and dtype: a 13B teacher in bf16 on the GPU
+        teacher, tokenizer = load_model(inp.teacher, device)
+        student, _ = load_model(inp.student, device)
         records = load_split(inp.split)[: params.n_items]
         batches, _ = supervised_batches(records, tokenizer, 16, params.max_length)
         teacher_h, student_h = layer_outputs(teacher, batches), layer_outputs(student, batches)
-        checks = {f"teacher ({params.models[0]})": bases_check(teacher_h, teacher.lm_head.weight.detach(),
-                                                                teacher.get_input_embeddings().weight.detach()),
-                  f"student ({params.models[1]})": bases_check(student_h, student.lm_head.weight.detach(),
-                                                                student.get_input_embeddings().weight.detach())}
+        checks = {f"{role} ({name})": bases_check(hidden, model.lm_head.weight.detach().cpu(),
+                                                   model.get_input_embeddings().weight.detach().cpu())
+                  for role, name, model, hidden in (("teacher", params.models[0], teacher, teacher_h),
+                                                    ("student", params.models[1], student, student_h))}
         before = cka_matrix(teacher_h, student_h)
         aligned = PeftModel.from_pretrained(student, inp.adapter).eval()
         after = cka_matrix(teacher_h, layer_outputs(aligned, batches))

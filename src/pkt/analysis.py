@@ -30,14 +30,17 @@ from pkt.targets import layer_signals  # noqa: E402
 
 @torch.no_grad()
 def layer_outputs(model: torch.nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> list[torch.Tensor]:
-    """Per decoder layer, its output at every real token of ``batches``: [N_tokens, D] (index 0 = layer 1)."""
+    """Per decoder layer, its output at every real token of ``batches``: [N_tokens, D] fp32 on the host (index 0 =
+    layer 1), whatever device and dtype the model runs in."""
     n_layers = len(decoder_layers(model))
+    device = next(model.parameters()).device
     per_layer: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
     for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
         signals, _ = layer_signals(model, batch, range(n_layers), "output")
         mask = batch["attention_mask"].bool()
         for i in range(n_layers):
-            per_layer[i].append(signals[i][mask].float())
+            per_layer[i].append(signals[i][mask].float().cpu())
     return [torch.cat(rows) for rows in per_layer]
 
 

@@ -19,6 +19,7 @@ rule analyze_semalign:
         n_items=config["semalign"]["analysis_items"],
         models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
         max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["student"]),
+        device=config["device"],
     threads: 1
     resources:
         **sized("analysis", "teacher", "student"),
