@@ -51,7 +51,9 @@ def test_smoke_dag_writes_every_stage(smoke_run):
         for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
             result = json.loads((run / "eval" / method / pair / task / f"seed{seed}.json").read_text())
             assert result["n"] == len(result["items"]["score"]) == (24 if task == "toy_mmlu" else 8)
-            assert result["model"]["sha256"] and result["lm_eval_version"] and result["config_hash"]
+            provenance = json.loads((run / "models" / result["model"]["name"] / "provenance.json").read_text())
+            assert result["model"]["identity"] == provenance["identity"]  # computed once, by prepare_model
+            assert result["lm_eval_version"] and result["config_hash"]
             assert (result["adapter"] is None) == (method == "vanilla")
             if method != "vanilla":
                 assert result["adapter"]["path"].endswith(f"adapters/{method}/toy/{task}/seed{seed}")
