@@ -19,8 +19,8 @@ import pytest
 import yaml
 from conftest import copy_workflow, snakemake
 from paper_data import humaneval_rows, mmlu_rows
+from test_paper_tasks import DATA, write_jsonl
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 pytestmark = [pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent"), pytest.mark.slow]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LIMIT = 6  # records per train/extract/align split
@@ -69,11 +69,6 @@ def tiny_models(cache: Path, scratch: Path) -> int:
     return len(tok)
 
 
-def write_jsonl(path: Path, rows) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
-
 def benchmark_slices(folder: Path) -> dict[str, dict]:
     """Slices of the real benchmarks in the hub datasets' schema (evaluation.data)."""
     folder.mkdir()
@@ -83,7 +78,7 @@ def benchmark_slices(folder: Path) -> dict[str, dict]:
             "paper_gsm8k": gsm[: TEST_ITEMS["paper_gsm8k"]],
             "paper_humaneval": humaneval_rows(DATA)[: TEST_ITEMS["paper_humaneval"]],
             "paper_mbpp": [r for r in mbpp if r["task_id"] >= 11][: TEST_ITEMS["paper_mbpp"]]}
-    return {task: {"data_files": {"test": write_jsonl(folder / f"{task}.jsonl", r)}} for task, r in rows.items()}
+    return {task: {"data_files": {"test": str(write_jsonl(folder / f"{task}.jsonl", r))}} for task, r in rows.items()}
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,9 @@ def load_lm(
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    from pkt.models import run_dtype
+
+    dtype = getattr(torch, run_dtype(device))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
     merge = merge and not getattr(model.config, "tie_word_embeddings", False)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from pkt.tasks import PROTOCOLS  # protocol name -> label, defined beside the protocols themselves
+
 LLAMA2_13B_CHAT: Final = "meta-llama/Llama-2-13b-chat-hf"
 LLAMA2_7B_CHAT: Final = "meta-llama/Llama-2-7b-chat-hf"
 CODELLAMA_13B_PYTHON: Final = "codellama/CodeLlama-13b-Python-hf"
@@ -29,9 +31,6 @@ ALIASES: Final = MappingProxyType({"wizardlm/wizardcoder-python-13b-v1.0": WIZAR
 
 SOURCE: Final = "SemAlign v1 (arXiv 2510.24208v1)"
 PAPER_PROTOCOL: Final = "tulu"  # the protocol of every published number
-PROTOCOLS: Final = MappingProxyType(
-    {"tulu": "Open-Instruct/Tulu 0-shot", "chat_template": "model chat template, 0-shot"}
-)
 
 
 @dataclass(frozen=True)

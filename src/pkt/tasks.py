@@ -193,7 +193,7 @@ def pass_at_1(references: list[str], predictions: list[str]) -> float:
 # rows) both are rendered in the Tulu format the papers train and evaluate with; under "chat_template"
 # lm-eval renders the user turn with the model's own template and appends the answer start (gen_prefix).
 
-PROTOCOLS = ("tulu", "chat_template")
+PROTOCOLS = {"tulu": "Open-Instruct/Tulu 0-shot", "chat_template": "model chat template, 0-shot"}  # name: label
 CODE_PREFIX = "Here is the completed function:\n\n\n```python\n"
 
 
@@ -265,7 +265,7 @@ def protocol_config(cfg: dict[str, Any], protocol: str) -> tuple[dict[str, Any],
     ``gen_prefix``. Toy tasks carry their own chat format and are returned unchanged.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"evaluation.protocol {protocol!r} is not one of {PROTOCOLS}")
+        raise ValueError(f"evaluation.protocol {protocol!r} is not one of {tuple(PROTOCOLS)}")
     task = cfg.get("task")
     if protocol == "tulu" or task not in PAPER_TURNS:
         return cfg, False

@@ -104,6 +104,7 @@ def train(
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
 
     from pkt.methods import get_method
+    from pkt.models import run_dtype
 
     opts = TrainSettings.from_dict(settings)
     strategy = get_method(method).from_dict(method_settings, {k: Path(v) for k, v in (inputs or {}).items()})
@@ -112,7 +113,7 @@ def train(
     if fitted is not None:
         return fitted
     tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(student_dir))
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = getattr(torch, run_dtype(device))
     model = AutoModelForCausalLM.from_pretrained(student_dir, dtype=dtype)
     model = strategy.init_adapter(model, tokenizer)
     records = load_split(train_split)

@@ -309,16 +309,21 @@ def job_models(roles, wildcards):
     return [name for name in (named[role]() for role in roles) if name is not None]
 
 
+def model_size(name):
+    """Parameters of ``models.<name>`` (pkt.resources.parameter_count; a hub model counts its own vocabulary)."""
+    return parameter_count(config["models"][name], config["tokenizer"]["vocab_size"])
+
+
+def by_key(of):
+    """``resources:`` entries (mem_mb, runtime, gpu), each read from ``of(wildcards)``."""
+    return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}
+
+
 def sized(stage, *roles, units=1):
     """Portable resources (mem_mb, runtime, gpu) of a model job, from the sizes of the models it loads
     (pkt.resources): ``resources: **sized("train", "student", units=...)``. Site settings stay in profiles/."""
-
-    def of(wildcards):
-        sizes = [parameter_count(config["models"][name], config["tokenizer"]["vocab_size"])  # hub: its own vocab
-                 for name in job_models(roles, wildcards)]
-        return job_resources(stage, sizes, units=units, gpu=ON_GPU)
-
-    return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}
+    return by_key(lambda wc: job_resources(stage, [model_size(n) for n in job_models(roles, wc)], units=units,
+                                           gpu=ON_GPU))
 
 
 def prepare_resources():
@@ -326,9 +331,8 @@ def prepare_resources():
     the host (no GPU, no model in memory)."""
 
     def of(wildcards):
-        model = config["models"][wildcards.model]
-        size = [parameter_count(model, config["tokenizer"]["vocab_size"])]
-        hub = "hub" in model
-        return job_resources("snapshot" if hub else "pretrain", size, gpu=ON_GPU and not hub)
+        hub = "hub" in config["models"][wildcards.model]
+        stage = "snapshot" if hub else "pretrain"
+        return job_resources(stage, [model_size(wildcards.model)], gpu=ON_GPU and not hub)
 
-    return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}
+    return by_key(of)
