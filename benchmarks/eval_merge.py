@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pkt.evaluate import load_lm, run_task, use_adapter
+from pkt.evaluation.evaluate import load_lm, run_task, use_adapter
 from pkt.runtime import set_offline
 
 TASKS = ("toy_gsm8k", "toy_humaneval", "toy_mbpp")

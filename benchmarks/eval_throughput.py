@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pkt.evaluate import load_lm, run_task
+from pkt.evaluation.evaluate import load_lm, run_task
 from pkt.runtime import set_offline
 
 TASKS = ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp")

@@ -1,4 +1,4 @@
-"""Overhead of ``pkt.importance.layer_importance`` against a plain forward + backward pass.
+"""Overhead of ``pkt.layers.importance.layer_importance`` against a plain forward + backward pass.
 
 Builds a small random Llama, then times, interleaved in one process, (a) ``model(**batch).loss.backward()``
 over N batches and (b) ``layer_importance`` over the same batches, and prints both medians and their
@@ -16,7 +16,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pkt.importance import layer_importance
+from pkt.layers.importance import layer_importance
 
 
 def build(args: argparse.Namespace) -> tuple[LlamaForCausalLM, list[dict[str, torch.Tensor]]]:

@@ -1,8 +1,9 @@
-"""Throughput of ``pkt.sandbox.run_programs``: one spawned runner per program vs the fork server, side by side.
+"""Throughput of ``pkt.evaluation.sandbox.run.run_programs``: one spawned runner per program vs the fork
+server, side by side.
 
 Builds N small correct programs (HumanEval-style solution + asserts, a little CPU work each), warms up both
 paths, then for each worker count times the same batch alternately with ``fork_server=False`` (a fresh
-``python -I -S -B _sandbox_runner.py`` per program) and ``fork_server=True`` (the default: supervisors forked
+``python -I -S -B runner.py`` per program) and ``fork_server=True`` (the default: supervisors forked
 from a long-lived server) for a few rounds, and prints the best programs/second of each and their ratio.
 Every program must pass, or the numbers would be meaningless.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from pkt.sandbox import SandboxLimits, humaneval_program, run_programs
+from pkt.evaluation.sandbox.run import SandboxLimits, humaneval_program, run_programs
 
 PROMPT = 'def solve(n: int) -> int:\n    """Sum of the primes below n."""\n'
 COMPLETION = "    return sum(p for p in range(2, n) if all(p % d for d in range(2, int(p ** 0.5) + 1)))\n"

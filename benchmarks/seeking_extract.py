@@ -1,9 +1,9 @@
 """Seeking's extraction, side by side in one run: block search and sensitivity pass against the plain ways.
 
-1. Block search at 1024 x 1024 -> 768 x 768 (257 x 257 positions): :func:`pkt.seeking.best_block` (every
+1. Block search at 1024 x 1024 -> 768 x 768 (257 x 257 positions): :func:`pkt.methods.seeking.extract.best_block` (every
    window from a float64 summed-area table at once) against the reference's loop, which builds the same
    table and visits every position in Python with four lookups each. Both must return the same block.
-2. Sensitivity over k seed examples: :func:`pkt.seeking.sensitivity` (per-parameter hooks that add
+2. Sensitivity over k seed examples: :func:`pkt.methods.seeking.extract.sensitivity` (per-parameter hooks that add
    |W * grad| to an fp32 accumulator and free the gradient) against k plain forward + backward passes on
    the same examples (``loss.backward()`` and ``zero_grad``), on a small Llama.
 
@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from pkt.seeking import best_block, sensitivity
+from pkt.methods.seeking.extract import best_block, sensitivity
 
 
 def reference_loop(sens: torch.Tensor, shape: tuple[int, int], rows: int | None = None) -> tuple[int, int]:
@@ -127,7 +127,7 @@ def hooked_passes(device: str, k: int) -> float:
 
 def bf16_agreement(k: int) -> tuple[float, list[int], list[int]]:
     """On CUDA: layer scores of a bf16 sensitivity pass against fp32 on the same model and examples."""
-    from pkt.seeking import choose_layers, layer_scores
+    from pkt.methods.seeking.extract import choose_layers, layer_scores
 
     scores = {}
     for dtype in (torch.float32, torch.bfloat16):

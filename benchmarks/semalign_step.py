@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from pkt.layers.pairing import pair_layers
 from pkt.methods import get_method
-from pkt.pairing import pair_layers
-from pkt.semalign import map_teacher, map_two_step, mapping_matrix, semantic_bases
-from pkt.targets import compute_targets, layer_signals, trained_pairs, write_targets
+from pkt.methods.semalign.bases import map_teacher, map_two_step, mapping_matrix, semantic_bases
+from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs, write_targets
 
 VOCAB, BATCH, PROMPT, LENGTH = 1500, 8, 24, 72
 

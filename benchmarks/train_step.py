@@ -17,11 +17,11 @@ import torch
 import yaml
 from transformers import LlamaForCausalLM
 
-from pkt.data import collate, encode_split
+from pkt.data.records import collate, encode_split
+from pkt.data.tokenizer import train_tokenizer
+from pkt.data.toyworld import generate
 from pkt.methods import get_method
-from pkt.models import llama_config
-from pkt.tokenizer import train_tokenizer
-from pkt.toyworld import generate
+from pkt.models.build import llama_config
 
 
 def batches(records, tok, batch_size, max_length, n):

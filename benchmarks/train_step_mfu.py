@@ -7,10 +7,11 @@ projector), then ``pkt.train``'s ``MethodTrainer.compute_loss`` replayed by hand
 clip-norm 1.0 and fused AdamW (the Trainer's defaults). Gradient checkpointing is switched on as the Trainer does
 (after the peft wrap, non-reentrant), by default. Random weights (step time does not depend on them), random token
 ids with the first quarter of each sequence masked as a prompt; SemAlign/KD/FitNet read random stored targets of the
-right shapes through ``pkt.targets.Targets`` (mapped [N, 4096]; unmapped teacher [N, 5120], the 13B width; top-32
-logits). Their LoRA sits on one paired student layer (``--pair-layer``, default L/2 = 16) and the backward only goes
-down to it, so their cost depends on that choice. ``laten`` is one step of ``pkt.laten.train_translator`` at full
-shapes (13B teacher + 7B student): locate (attribution of one sequence in both models), translate, the injected
+right shapes through ``pkt.methods.semalign.targets.Targets`` (mapped [N, 4096]; unmapped teacher [N, 5120], the 13B
+width; top-32 logits). Their LoRA sits on one paired student layer (``--pair-layer``, default L/2 = 16) and the
+backward only goes down to it, so their cost depends on that choice. ``laten`` is one step of
+``pkt.methods.laten.translate.train_translator`` at full shapes (13B teacher + 7B student): locate (attribution of
+one sequence in both models), translate, the injected
 student's LM loss on the minibatch, backward into the translator, AdamW, OneCycle. The library runs that student in
 eval() without checkpointing; here it is checkpointed by default (train(); Llama has no dropout) and the backward
 runs inside ``injected``, since a checkpointed recompute cannot replay hooks that were already removed.
@@ -117,9 +118,9 @@ def make_batch(batch: int, seq: int, vocab: int) -> dict[str, torch.Tensor]:
 
 
 def write_inputs(folder: Path, args, shapes) -> None:
-    """Random stored teacher targets (``pkt.targets.write_targets``) and Seeking factors for layer 0's modules."""
-    from pkt.seeking import save_factors
-    from pkt.targets import write_targets
+    """Random stored teacher targets (``semalign.targets.write_targets``) and Seeking factors for layer 0's modules."""
+    from pkt.methods.seeking.extract import save_factors
+    from pkt.methods.semalign.targets import write_targets
 
     (h, _, _, inter), d_t, k = shapes["student"], shapes["teacher"][0], args.pair_layer
     n_sup = args.seq - int(args.seq * PROMPT_FRACTION)
@@ -229,9 +230,9 @@ def attribution_flops(model: nn.Module, n: int, seq: int) -> int:
 
 
 def laten(args, shapes, cfg, device, dtype) -> dict:
-    """One translator step of pkt.laten.train_translator (its loop body, with random ids instead of records)."""
-    from pkt.laten import LatenSettings, Translator, injected, plan, teacher_vectors, unit_counts
-    from pkt.laten_locate import attribute
+    """One translator step of ``laten.translate.train_translator`` (its loop body, random ids instead of records)."""
+    from pkt.methods.laten.locate import attribute
+    from pkt.methods.laten.translate import LatenSettings, Translator, injected, plan, teacher_vectors, unit_counts
 
     opts = LatenSettings(**cfg["laten"])
     teacher = build(shapes["teacher"], shapes["vocab"], args.seq, dtype, device, args.attn).eval()

@@ -1,6 +1,6 @@
 """Rule ablation_table: the SemAlign ablation's results -> tables/semalign_ablation.{csv,md,tex}."""
 
-from pkt.ablation import ablation_table, configured_label, variants, write_ablation
+from pkt.methods.semalign.ablation import ablation_table, configured_label, variants, write_ablation
 from pkt.runtime import job_logging
 
 if __name__ == "__main__":

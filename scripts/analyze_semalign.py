@@ -2,10 +2,10 @@
 
 from peft import PeftModel
 
-from pkt.analysis import bases_check, cka_matrix, layer_outputs, plot_bases, plot_cka, summary
-from pkt.data import load_split, supervised_batches
+from pkt.data.records import load_split, supervised_batches
 from pkt.io import write_json
-from pkt.models import load_model
+from pkt.methods.semalign.analysis import bases_check, cka_matrix, layer_outputs, plot_bases, plot_cka, summary
+from pkt.models.build import load_model
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 
 if __name__ == "__main__":

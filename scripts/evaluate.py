@@ -1,15 +1,15 @@
 """Rule evaluate: every lm-eval task on one model, for every seed's task adapters, with one model load
-(or, with evaluation.backend: vllm, one vLLM engine per adapter: pkt.vllm_backend)."""
+(or, with evaluation.backend: vllm, one vLLM engine per adapter: pkt.evaluation.vllm_backend)."""
 
 import tempfile
 from pathlib import Path
 
 from lm_eval.utils import handle_non_serializable
 
-from pkt import tasks
-from pkt.evaluate import config_hash, load_lm, run_task, task_options, use_adapter
-from pkt.hub import model_identity
+from pkt.evaluation import tasks
+from pkt.evaluation.evaluate import config_hash, load_lm, run_task, task_options, use_adapter
 from pkt.io import sha256_dir, write_json, write_jsonl
+from pkt.models.hub import model_identity
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 
 
@@ -25,12 +25,12 @@ if __name__ == "__main__":
             set_offline()  # every test set is a local file; else lm-eval reads the hub with the user's settings
         setup_torch(snakemake.threads)
         tasks.set_code_workers(snakemake.threads)
-        tasks.set_verdict_store(params.verdicts)  # one sandbox run per distinct program per run (pkt.verdicts)
+        tasks.set_verdict_store(params.verdicts)  # one sandbox run per distinct program per run (verdicts)
         ev = params.evaluation
         adapters = {adapter_name(task, seed): path for seed, by_task in params.adapters.items()
                     for task, path in by_task.items()}
         if ev["backend"] == "vllm":
-            from pkt.vllm_backend import VLLMModels
+            from pkt.evaluation.vllm_backend import VLLMModels
 
             served = VLLMModels(snakemake.input.model, adapters, ev["batch_size"], params.max_length,
                                 tempfile.mkdtemp(prefix="pkt-vllm-"))
@@ -44,7 +44,7 @@ if __name__ == "__main__":
                 if name:
                     use_adapter(lm, name)
                 return lm
-        # A model is named by the identity prepare_model computed once (pkt.hub): no 26 GB hashed per job.
+        # A model is named by the identity prepare_model computed once (pkt.models.hub): no 26 GB hashed per job.
         model = {"name": params.model_name, "path": snakemake.input.model, **model_identity(snakemake.input.model)}
         runs = [(seed, task) for seed in params.seeds for task in params.tasks]  # the order of the outputs
         for (seed, task), result_path, samples_path in zip(runs, out.results, out.samples):

@@ -6,12 +6,19 @@ import time
 
 import torch
 
-from pkt.data import load_split
+from pkt.data.records import load_split
 from pkt.io import atomic_path, write_json
-from pkt.models import load_model
+from pkt.methods.seeking.extract import (
+    ExtractSettings,
+    extract,
+    save_factors,
+    seed_examples,
+    sensitivity,
+    student_shapes,
+)
+from pkt.methods.seeking.plot import plot_sensitivity
+from pkt.models.build import load_model
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
-from pkt.seeking import ExtractSettings, extract, save_factors, seed_examples, sensitivity, student_shapes
-from pkt.seeking_plot import plot_sensitivity
 
 
 def peak_memory_mb(device: str) -> tuple[float, str]:

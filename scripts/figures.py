@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from pkt.figures import benchmark_bars, curves_table, training_curves
 from pkt.io import read_json, write_text
+from pkt.report.figures import benchmark_bars, curves_table, training_curves
+from pkt.report.tables import load_results, main_table
 from pkt.runtime import job_logging
-from pkt.tables import load_results, main_table
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):

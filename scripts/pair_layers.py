@@ -1,8 +1,8 @@
 """Rule pair_layers: SemAlign's depth-aware teacher/student pairing (and Seeking's map) + figure, per task."""
 
 from pkt.io import read_json, write_json
-from pkt.pairing import pair_layers
-from pkt.pairing_plot import plot_pairing
+from pkt.layers.pairing import pair_layers
+from pkt.layers.pairing_plot import plot_pairing
 from pkt.runtime import job_logging
 
 if __name__ == "__main__":

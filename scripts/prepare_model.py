@@ -1,4 +1,4 @@
-"""Rule prepare_model: pretrain a toy Llama from scratch on its corpus, or snapshot a hub model (pkt.hub)."""
+"""Rule prepare_model: pretrain a toy Llama from scratch on its corpus, or snapshot a hub model (pkt.models.hub)."""
 
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
 
@@ -6,11 +6,11 @@ if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         cfg, name = snakemake.params.model, snakemake.wildcards.model
         if "hub" in cfg:  # the user's hub settings and token: the one job of a paper run that downloads weights
-            from pkt.hub import prepare_hub_model
+            from pkt.models.hub import prepare_hub_model
 
             prepare_hub_model(name, cfg, snakemake.output[0])
         else:
-            from pkt.models import pretrain
+            from pkt.models.build import pretrain
 
             announce_restart("pretrain")
             set_offline()

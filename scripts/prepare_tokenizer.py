@@ -1,8 +1,8 @@
 """Rule prepare_tokenizer: train the byte-level BPE shared by teacher and student, once."""
 
+from pkt.data.tokenizer import train_tokenizer
 from pkt.io import atomic_dir, read_jsonl
 from pkt.runtime import job_logging
-from pkt.tokenizer import train_tokenizer
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):

@@ -1,8 +1,8 @@
 """Rule probe: option log-likelihood accuracy of one model on held-out and control toy facts."""
 
-from pkt.data import load_split
+from pkt.data.records import load_split
 from pkt.io import write_json
-from pkt.models import load_model
+from pkt.models.build import load_model
 from pkt.probe import probe
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 

@@ -1,9 +1,9 @@
 """Rule score_importance: per-layer gradient x activation of one model on every task's extract split."""
 
-from pkt.data import load_split, supervised_batches
-from pkt.importance import layer_importance
+from pkt.data.records import load_split, supervised_batches
 from pkt.io import write_json
-from pkt.models import load_model
+from pkt.layers.importance import layer_importance
+from pkt.models.build import load_model
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-"""Rule semalign_ablation: each SemAlign variant trained and evaluated on the ablation task (pkt.ablation)."""
+"""Rule semalign_ablation: each SemAlign variant trained and evaluated on the ablation task.
+
+Library: pkt.methods.semalign.ablation.
+"""
 
 import dataclasses
 from pathlib import Path
 
-from pkt.ablation import result_path, variants
-from pkt.evaluate import load_lm, run_task, task_options, use_adapter
+from pkt.evaluation.evaluate import load_lm, run_task, task_options, use_adapter
 from pkt.io import atomic_dir, read_json, write_json
-from pkt.models import load_model
+from pkt.methods.semalign.ablation import result_path, variants
+from pkt.methods.semalign.targets import TARGET_FIELDS, TargetSettings, student_map, trained_pairs, write_task_targets
+from pkt.models.build import load_model
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
-from pkt.targets import TARGET_FIELDS, TargetSettings, student_map, trained_pairs, write_task_targets
 from pkt.train import train
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 published rows and reproduced - published), the vs-reference table with paired bootstrap intervals (csv, md,
 tex each), metrics.json, and the code-teacher table in SemAlign Table 2's layout (csv, md)."""
 
-from pkt.published import published_cells
-from pkt.published_tables import code_teacher_table, main_with_published, published_note, write_code_teachers
+from pkt.report.published import published_cells
+from pkt.report.published_tables import code_teacher_table, main_with_published, published_note, write_code_teachers
+from pkt.report.tables import load_items, load_results, main_table, vs_reference, write_tables, write_vs_reference
 from pkt.runtime import job_logging
-from pkt.tables import load_items, load_results, main_table, vs_reference, write_tables, write_vs_reference
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):

@@ -1,9 +1,9 @@
 """Rule teacher_targets: the teacher's paired-layer signals on each train split, mapped into the student's space."""
 
 from pkt.io import atomic_dir, read_json
-from pkt.models import load_model
+from pkt.methods.semalign.targets import TargetSettings, student_map, trained_pairs, write_task_targets
+from pkt.models.build import load_model
 from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
-from pkt.targets import TargetSettings, student_map, trained_pairs, write_task_targets
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):

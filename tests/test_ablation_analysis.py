@@ -1,4 +1,4 @@
-"""pkt.ablation (SemAlign's ablation table) and pkt.analysis (CKA, bases check): known answers."""
+"""pkt.methods.semalign.ablation (SemAlign's ablation table) and .analysis (CKA, bases check): known answers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pkt.ablation import ablation_table, configured_label, variants
-from pkt.analysis import bases_check, cka_matrix, layer_outputs
+from pkt.methods.semalign.ablation import ablation_table, configured_label, variants
+from pkt.methods.semalign.analysis import bases_check, cka_matrix, layer_outputs
 
 CONFIG = {"variant": "v1", "signal": "delta", "interpolate": True}
 

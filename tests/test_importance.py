@@ -1,4 +1,4 @@
-"""Known answers for ``pkt.importance`` (gradient x activation per decoder layer, SemAlign Section 4.1)."""
+"""Known answers for ``pkt.layers.importance`` (gradient x activation per decoder layer, SemAlign Section 4.1)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pkt.importance import AGGREGATIONS, TARGETS, batch_attributions, decoder_layers, layer_importance, scored_tokens
+from pkt.layers.importance import (
+    AGGREGATIONS,
+    TARGETS,
+    batch_attributions,
+    decoder_layers,
+    layer_importance,
+    scored_tokens,
+)
 
 VOCAB = 100
 N_LAYERS = 3
@@ -220,7 +227,7 @@ def test_invalid_target_raises(model, bad):
 
 
 def test_hidden_state_from_tensor_or_tuple():
-    from pkt.importance import hidden_state
+    from pkt.layers.importance import hidden_state
 
     t = torch.zeros(1, 2, 3)
     assert hidden_state(t) is t

@@ -1,4 +1,5 @@
-"""The ``kd`` and ``fitnet`` methods (pkt.kd, pkt.fitnet) and the unmapped teacher rows: known answers, tiny models."""
+"""The ``kd`` and ``fitnet`` methods (pkt.methods.kd, pkt.methods.fitnet) and the unmapped teacher rows: known
+answers, tiny models."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import torch
 from tiny_llama import VOCAB, batches, tiny
 
 import pkt.methods  # noqa: F401 - registers every method
-from pkt.fitnet import hint_loss
-from pkt.importance import decoder_layers, predicting_positions
-from pkt.kd import kd_term
+from pkt.layers.importance import decoder_layers, predicting_positions
+from pkt.layers.pairing import pair_layers
 from pkt.methods import get_method
-from pkt.pairing import pair_layers
-from pkt.semalign import mapping_matrix, semantic_bases, topk_kl
-from pkt.targets import Targets, compute_targets, layer_signals, trained_pairs, write_targets
+from pkt.methods.fitnet import hint_loss
+from pkt.methods.kd import kd_term
+from pkt.methods.semalign.bases import mapping_matrix, semantic_bases, topk_kl
+from pkt.methods.semalign.targets import Targets, compute_targets, layer_signals, trained_pairs, write_targets
 
 
 def write(folder: Path, teacher, student, pairs) -> Path:

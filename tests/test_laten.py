@@ -1,4 +1,4 @@
-"""LaTen (pkt.laten, pkt.laten_locate): attribution, translator, injection and its adapter, with known answers."""
+"""LaTen (pkt.methods.laten.translate, .locate): attribution, translator, injection and its adapter, known answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 
-from pkt.laten import (
+from pkt.methods.laten.locate import attribute, attribution_input, top_layers, top_units
+from pkt.methods.laten.translate import (
     KINDS,
     LatenSettings,
     Plan,
@@ -21,7 +22,6 @@ from pkt.laten import (
     unit_counts,
     weight_deltas,
 )
-from pkt.laten_locate import attribute, attribution_input, top_layers, top_units
 
 VOCAB = 40
 

@@ -13,10 +13,17 @@ import pytest
 import torch
 from tiny_llama import BOS, llama_like
 
-from pkt.data import encode_split, encode_supervised, ensure_pad_token, render_prompt, supervised_batches, write_split
-from pkt.models import llama_config
-from pkt.tokenizer import train_tokenizer
-from pkt.toyworld import generate
+from pkt.data.records import (
+    encode_split,
+    encode_supervised,
+    ensure_pad_token,
+    render_prompt,
+    supervised_batches,
+    write_split,
+)
+from pkt.data.tokenizer import train_tokenizer
+from pkt.data.toyworld import generate
+from pkt.models.build import llama_config
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +85,7 @@ def test_training_and_evaluation_see_the_same_tokens(llama):
 def test_a_tokenizer_without_pad_token_trains_and_scores_importance(llama, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pkt.importance import layer_importance
+    from pkt.layers.importance import layer_importance
     from pkt.train import train
 
     root, world = llama

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pkt.evaluate import load_lm, use_adapter
+from pkt.data.tokenizer import train_tokenizer
+from pkt.data.toyworld import generate
+from pkt.evaluation.evaluate import load_lm, use_adapter
 from pkt.methods import LoraSettings
-from pkt.models import llama_config
-from pkt.tokenizer import train_tokenizer
-from pkt.toyworld import generate
+from pkt.models.build import llama_config
 
 
 @pytest.fixture(scope="module")

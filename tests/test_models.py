@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from pkt.data import render_prompt
-from pkt.models import llama_config, pack_corpus
+from pkt.data.records import render_prompt
+from pkt.data.tokenizer import train_tokenizer
+from pkt.models.build import llama_config, pack_corpus
 from pkt.probe import option_logliks, probe
-from pkt.tokenizer import train_tokenizer
 
 DOCS = [f"Doc {i} says the value is {i * 7}." for i in range(40)]
 ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "max_position_embeddings": 128}

@@ -1,4 +1,4 @@
-"""Known answers for ``pkt.pairing`` (SemAlign Section 4.1, Seeking's top-L map) and its figure."""
+"""Known answers for ``pkt.layers.pairing`` (SemAlign Section 4.1, Seeking's top-L map) and its figure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pkt.pairing import (
+from pkt.layers.pairing import (
     critical_student_layer,
     critical_teacher_layer,
     depth_map,
@@ -15,7 +15,7 @@ from pkt.pairing import (
     pair_layers,
     seeking_top_layers,
 )
-from pkt.pairing_plot import plot_pairing
+from pkt.layers.pairing_plot import plot_pairing
 
 
 def test_depth_map_40_to_32_is_floor_1_25_k():
@@ -151,7 +151,7 @@ def test_plot_pairing_writes_png(tmp_path):
 
 
 def test_files_say_their_layers_are_one_indexed_and_convert_in_one_place():
-    from pkt.pairing import to_module_index
+    from pkt.layers.pairing import to_module_index
 
     out = pair_layers([1.0, 5.0, 2.0, 0.5], [1.0, 2.0])
     assert out["layer_index_base"] == 1 and out["pair"] == {"teacher": 2, "student": 1}

@@ -12,9 +12,9 @@ import yaml
 from conftest import REPO
 
 from pkt.config_checks import ConfigError, active, config_errors, train_settings
-from pkt.hub import check_sizes, identity, model_files, model_identity, prepare_hub_model
-from pkt.paper_data import ChecksumError, convert, load_paper_splits, read_checked
-from pkt.tasks import mbpp_signature, protocol_config, tulu_prompt
+from pkt.data.paper import ChecksumError, convert, load_paper_splits, read_checked
+from pkt.evaluation.tasks import mbpp_signature, protocol_config, tulu_prompt
+from pkt.models.hub import check_sizes, identity, model_files, model_identity, prepare_hub_model
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
@@ -172,7 +172,7 @@ def test_mbpp_signature_keeps_the_imports_before_the_function_as_latens_prompts_
 def test_the_vllm_backend_is_refused_on_the_cpu_and_named_where_it_is_missing():
     import importlib.util
 
-    from pkt.vllm_backend import require_vllm
+    from pkt.evaluation.vllm_backend import require_vllm
 
     config = active(paper_config())
     config.update(device="cpu", evaluation={**config["evaluation"], "backend": "vllm"})

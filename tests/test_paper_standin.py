@@ -50,7 +50,7 @@ def tiny_models(cache: Path, scratch: Path) -> int:
     from tiny_llama import llama_like
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pkt.tokenizer import train_tokenizer
+    from pkt.data.tokenizer import train_tokenizer
 
     texts = [m["content"] for path in sorted((DATA / "paper_splits").rglob("*_train_split.jsonl"))
              for line in path.read_text().splitlines()[:200] for m in json.loads(line)["messages"]]

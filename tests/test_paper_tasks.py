@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from stub_lm import OracleLM
 
-from pkt.evaluate import run_task
+from pkt.evaluation.evaluate import run_task
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS_DIR = Path(__file__).resolve().parents[1] / "workflow" / "tasks"

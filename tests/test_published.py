@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from pkt.published import (
+from pkt.report.published import (
     CODELLAMA_13B_PYTHON,
     LLAMA2_7B_CHAT,
     LLAMA2_13B_CHAT,
@@ -17,7 +17,7 @@ from pkt.published import (
     published_cells,
     repo_id,
 )
-from pkt.published_tables import (
+from pkt.report.published_tables import (
     CODE_COLUMNS,
     code_teacher_table,
     differences,
@@ -26,7 +26,7 @@ from pkt.published_tables import (
     published_table,
     write_code_teachers,
 )
-from pkt.tables import formatted, main_table, write_tables
+from pkt.report.tables import formatted, main_table, write_tables
 
 BENCHES = ["MMLU", "GSM8K", "HumanEval", "MBPP"]
 

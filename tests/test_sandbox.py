@@ -1,4 +1,4 @@
-"""pkt.sandbox: known-answer programs, a hostile suite, and a mixed batch on two workers.
+"""pkt.evaluation.sandbox.run: known-answer programs, a hostile suite, and a mixed batch on two workers.
 
 Every hostile program must come back not passed, the test process must survive, the next program must
 still be evaluated, and files outside the sandbox must be untouched. Short limits keep the file fast;
@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from pkt.sandbox import (
+from pkt.evaluation.sandbox.run import (
     SANDBOX_UID_RANGE,
     SandboxLimits,
     SandboxResult,
@@ -174,7 +174,7 @@ SIGNAL_FRAME_ATTACK = prog(
     signal.setitimer(signal.ITIMER_REAL, 0.00005, 0.00005)
     for _ in range(20000):
         try:
-            sys.audit("pkt.sandbox.probe")
+            sys.audit("pkt.evaluation.sandbox.run.probe")
         except RuntimeError:
             pass
         if found:
@@ -266,7 +266,7 @@ HOSTILE = {
         "    except OSError:\n        pass\nos._exit(0)\n",
         "fail",
     ),
-    "forged_control_event": ("import sys\nsys.audit('pkt.sandbox.finish')\nassert False\n", "fail"),
+    "forged_control_event": ("import sys\nsys.audit('pkt.evaluation.sandbox.run.finish')\nassert False\n", "fail"),
     "call_runner_execute": (
         "import __main__\n__main__._execute(compile('x = 1', 'y', 'exec'), {})\nimport os\nos._exit(0)\n",
         "fail",
@@ -279,7 +279,7 @@ HOSTILE = {
             import os, sys, threading
             def forge():
                 try:
-                    sys.audit("pkt.sandbox.finish")
+                    sys.audit("pkt.evaluation.sandbox.run.finish")
                 finally:
                     os._exit(0)
             threading.Thread(target=forge).start()
@@ -530,7 +530,8 @@ def test_no_fork_server_is_left_behind():
     assert supervisor_and_parent()[1] != server  # the next run starts a new one
     close_fork_servers()
     # A parent killed without any cleanup: the kernel closes its socket end, the server sees EOF and exits.
-    code = "import os, sys\nfrom pkt.sandbox import run_program\nprint(run_program(sys.argv[1]).stdout, flush=True)\n"
+    code = "import os, sys\nfrom pkt.evaluation.sandbox.run import run_program\n"
+    code += "print(run_program(sys.argv[1]).stdout, flush=True)\n"
     code += "os.kill(os.getpid(), 9)\n"
     child = subprocess.run([sys.executable, "-c", code, SERVER_PIDS], capture_output=True, text=True, timeout=60)
     assert child.returncode == -9, child.stderr

@@ -1,4 +1,5 @@
-"""pkt.seeking and the ``seeking`` method: known answers for every step of the extraction and the delta trick."""
+"""pkt.methods.seeking.extract and the ``seeking`` method: known answers for every step of the extraction and the
+delta trick."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from pkt.seeking import (
+from pkt.methods.seeking.extract import (
     ExtractSettings,
     best_block,
     brute_force_block,
@@ -297,7 +298,7 @@ def test_energy_and_share_are_fractions(pair):
 
 
 def test_the_fp32_sums_of_a_13b_teacher_go_to_the_host_of_an_80gb_gpu():
-    from pkt.seeking import accumulator_device
+    from pkt.methods.seeking.extract import accumulator_device
 
     cuda, thirteen_b, gb = torch.device("cuda"), 13_015_864_320, 2**30
     assert accumulator_device(thirteen_b, torch.device("cpu")) == torch.device("cpu")

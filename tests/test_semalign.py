@@ -1,4 +1,5 @@
-"""pkt.semalign: known answers for the semantic bases, the teacher -> student mapping, the v1/v2 losses and CKA."""
+"""pkt.methods.semalign.bases: known answers for the semantic bases, the teacher -> student mapping, the v1/v2
+losses and CKA."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pkt.semalign import (
+from pkt.methods.semalign.bases import (
     layer_cosine_loss,
     linear_cka,
     map_teacher,

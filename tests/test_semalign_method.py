@@ -1,4 +1,4 @@
-"""The ``semalign`` method and its stored teacher targets (pkt.targets): known answers on tiny models."""
+"""The ``semalign`` method and its stored teacher targets (pkt.methods.semalign.targets): known answers, tiny models."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 from tiny_llama import batches, tiny
 
-from pkt.importance import decoder_layers
-from pkt.pairing import pair_layers
-from pkt.semalign import map_teacher, mapping_matrix, semantic_bases
-from pkt.targets import Targets, compute_targets, layer_signals, trained_pairs, write_targets
+from pkt.layers.importance import decoder_layers
+from pkt.layers.pairing import pair_layers
+from pkt.methods.semalign.bases import map_teacher, mapping_matrix, semantic_bases
+from pkt.methods.semalign.targets import Targets, compute_targets, layer_signals, trained_pairs, write_targets
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pkt.stats import paired_bootstrap
+from pkt.report.stats import paired_bootstrap
 
 
 def bernoulli(p: float, seeds: int, items: int, rng_seed: int) -> np.ndarray:

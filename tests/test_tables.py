@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from pkt.figures import TRAINED, benchmark_bars, curves_table, training_curves
-from pkt.tables import (
+from pkt.report.figures import TRAINED, benchmark_bars, curves_table, training_curves
+from pkt.report.tables import (
     benchmark_of,
     load_items,
     load_results,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from stub_lm import OracleLM
 
-from pkt.data import write_split
-from pkt.evaluate import primary_metric, run_task, task_config
-from pkt.tasks import extract_code, final_number, humaneval_program, mbpp_program, normalise_number
-from pkt.toyworld import generate
+from pkt.data.records import write_split
+from pkt.data.toyworld import generate
+from pkt.evaluation.evaluate import primary_metric, run_task, task_config
+from pkt.evaluation.tasks import extract_code, final_number, humaneval_program, mbpp_program, normalise_number
 
 TASKS_DIR = Path(__file__).resolve().parents[1] / "workflow" / "tasks"
 
@@ -152,7 +152,8 @@ def test_code_fence_with_any_language_tag():
 
 def test_identical_programs_run_once_per_process(monkeypatch):
     """run_code gives a program seen before (another seed's identical completion) that run's verdict."""
-    from pkt import sandbox, tasks
+    from pkt.evaluation import tasks
+    from pkt.evaluation.sandbox import run as sandbox
 
     ran: list[str] = []
 

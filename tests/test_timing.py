@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pkt.timing import load_benchmarks, per_rule, report, span_s
+from pkt.report.timing import load_benchmarks, per_rule, report, span_s
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

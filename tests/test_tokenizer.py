@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pkt.data import ASSISTANT, USER, chat_text, render_prompt
-from pkt.tokenizer import check_same_vocab, train_tokenizer
-from pkt.toyworld import generate
+from pkt.data.records import ASSISTANT, USER, chat_text, render_prompt
+from pkt.data.tokenizer import check_same_vocab, train_tokenizer
+from pkt.data.toyworld import generate
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_pretraining_documents_tokenise_like_evaluation_sees_them(tok):
     Tokenised whole, the header's newline merges with the body's indentation into one token, so a model
     pretrained on it never sees the context that a HumanEval-style prompt ends with.
     """
-    from pkt.data import encode_documents, split_chat
+    from pkt.data.records import encode_documents, split_chat
 
     prompt = render_prompt('def add_3(x):\n    """Return `x` plus 3."""\n')
     body = "    return x + 3\n"

@@ -7,20 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pkt.data import load_split
+from pkt.data.records import load_split
+from pkt.data.toyworld import SPLITS, TASKS, fact_question, generate, write_data
 from pkt.io import sha256_file
-from pkt.toyworld import SPLITS, TASKS, fact_question, generate
 
 
 def write_world(cfg: dict, out: Path) -> list[Path]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("prepare_data", Path(__file__).parents[1] / "scripts/prepare_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """What rule prepare_data writes for the toy source (pkt.data.toyworld.write_data)."""
     splits = [out / t / f"{s}.jsonl" for t in TASKS for s in SPLITS]
     corpora = [out / "corpus" / f"{c}.jsonl" for c in ("teacher", "student")]
-    module.toy(cfg, out, [str(p) for p in splits], [str(p) for p in corpora])
+    write_data(cfg, out, [str(p) for p in splits], [str(p) for p in corpora])
     return [*splits, *corpora, out / "manifest.json"]
 
 

@@ -14,11 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from pkt.checkpoints import COMPLETE, FINISHED
-from pkt.data import encode_supervised, write_split
+from pkt.data.records import encode_supervised, write_split
+from pkt.data.tokenizer import train_tokenizer
+from pkt.data.toyworld import generate
 from pkt.methods import LoraSettings, get_method
-from pkt.models import llama_config
-from pkt.tokenizer import train_tokenizer
-from pkt.toyworld import generate
+from pkt.models.build import llama_config
 
 KILLER = """
 import os, sys
@@ -162,7 +162,7 @@ def test_reported_figures_are_measured_not_estimated(student, tmp_path):
     figures = json.loads((tmp_path / "out" / "training.json").read_text())
     assert figures["final_loss"] == figures["loss_curve"][-1][1] != figures["mean_loss"]
     tok = AutoTokenizer.from_pretrained(student / "model")
-    from pkt.data import load_split
+    from pkt.data.records import load_split
 
     lengths = sorted(len(encode_supervised(r, tok, 256)["input_ids"]) for r in load_split(student / "train.jsonl"))
     assert len(lengths) == 16  # 2 steps x 4 examples = 8 of them

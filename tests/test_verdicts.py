@@ -1,4 +1,4 @@
-"""The run's shared verdict store (pkt.verdicts): a program judged by one evaluate job is not run again."""
+"""The run's shared verdict store (pkt.evaluation.verdicts): a program judged by one evaluate job is not run again."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pkt import tasks
-from pkt.sandbox import SandboxResult
-from pkt.verdicts import VerdictStore, storable
+from pkt.evaluation import tasks
+from pkt.evaluation.sandbox.run import SandboxResult
+from pkt.evaluation.verdicts import VerdictStore, storable
 
 
 def verdict(status: str, reason: str = "x") -> str:
@@ -36,9 +36,9 @@ def counted(monkeypatch):
         calls.append(list(programs))
         return [SandboxResult("pass" if "ok" in p else "fail", "stub", 0.0) for p in programs]
 
-    import pkt.sandbox
+    import pkt.evaluation.sandbox.run
 
-    monkeypatch.setattr(pkt.sandbox, "run_programs", fake)
+    monkeypatch.setattr(pkt.evaluation.sandbox.run, "run_programs", fake)
     monkeypatch.setattr(tasks, "_VERDICTS", {})
     yield calls
     tasks.set_verdict_store(None)
@@ -58,8 +58,8 @@ def test_a_second_job_reuses_the_first_jobs_verdicts(tmp_path, counted, monkeypa
 
 
 def test_a_changed_sandbox_never_reuses_old_verdicts(tmp_path, monkeypatch):
-    import pkt.verdicts
+    import pkt.evaluation.verdicts
 
     VerdictStore(tmp_path).put("ab" * 32, verdict("pass"))
-    monkeypatch.setattr(pkt.verdicts, "sandbox_version", lambda: "another")
+    monkeypatch.setattr(pkt.evaluation.verdicts, "sandbox_version", lambda: "another")
     assert VerdictStore(tmp_path).get("ab" * 32) is None

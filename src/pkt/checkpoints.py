@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,10 @@ def run_key(
     student_dir: str | os.PathLike[str],
     train_split: str | os.PathLike[str],
     inputs: dict[str, str | os.PathLike[str]] | None = None,
+    code: Sequence[Path] = (),
 ) -> str:
-    """A short hash of everything that determines a training run (see the module docstring)."""
-    code = ["train.py", "data.py", "checkpoints.py", "methods/base.py", f"methods/{method}.py", f"{method}.py"]
+    """A short hash of everything that determines a training run (see the module docstring); ``code``: the
+    library files that train it (:func:`pkt.sources.library_files` of the trainer and the method)."""
     parts = {
         "method": method,
         "method_settings": method_settings,
@@ -64,7 +66,7 @@ def run_key(
         "student": _digest(student_dir),
         "train_split": _digest(train_split),
         "inputs": {k: _digest(v) for k, v in sorted((inputs or {}).items())},
-        "code": {c: sha256_file(LIBRARY / c) for c in code if (LIBRARY / c).is_file()},
+        "code": {str(c.relative_to(LIBRARY)): sha256_file(c) for c in code},
         "versions": {p: version(p) for p in ("torch", "transformers", "peft")},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

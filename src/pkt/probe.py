@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pkt.data import render_prompt
+from pkt.data.records import render_prompt
 
 
 def option_logliks(model, tokenizer, prompts: list[str], options: list[list[str]], batch_size: int = 64,

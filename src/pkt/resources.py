@@ -38,7 +38,7 @@ STAGES: dict[str, Stage] = {  # minutes: rough A100 figures for Llama-2 sizes an
     "probe": Stage(cpu_bytes=6, minutes=1, floor=15),  # one scoring pass over a split
     "importance": Stage(cpu_bytes=8, minutes=1, floor=20),  # forward + backward to activations, per task
     "extract": Stage(cpu_bytes=12, minutes=2, floor=30, gpu_host_bytes=6),  # + fp32 |W*g| sums, on the host
-                                                                             # for a 13B teacher (pkt.seeking)
+                                                                             # for a 13B teacher (seeking.extract)
     "targets": Stage(cpu_bytes=6, minutes=1.5, floor=30),  # teacher + student over a train split, per task
     "train": Stage(cpu_bytes=8, minutes=30, floor=60),  # LoRA: frozen weights + activations, per adapter
     "evaluate": Stage(cpu_bytes=6, minutes=3, floor=30),  # lm-eval (generation dominates), per task and seed
@@ -53,7 +53,7 @@ def parameter_count(arch: dict[str, Any], vocab_size: int) -> int:
     ``arch`` is a ``models.<name>`` config section (hidden_size, num_layers, num_heads,
     intermediate_size, and num_key_value_heads where the model has fewer key/value heads; a hub model's
     own vocab_size and tie_word_embeddings win over the arguments). Exact for the toy models of
-    :mod:`pkt.models`; Llama-2-7B's sizes give 6.74e9.
+    :mod:`pkt.models.build`; Llama-2-7B's sizes give 6.74e9.
     """
     h, layers, inter = arch["hidden_size"], arch["num_layers"], arch["intermediate_size"]
     heads, vocab_size = arch["num_heads"], arch.get("vocab_size", vocab_size)

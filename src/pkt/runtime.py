@@ -87,7 +87,7 @@ ON_RESTART = {
     "targets": "teacher targets start over (one teacher pass per task, no checkpoint); each task's folder "
                "is written atomically, so the killed run left none half-written",
     "evaluate": "evaluation starts over; programs the killed run already judged are not run again "
-                "(run-wide verdict store, pkt.verdicts), so code tasks go faster the second time",
+                "(run-wide verdict store, pkt.evaluation.verdicts), so code tasks go faster the second time",
     "pretrain": "pretraining starts over (toy models only: minutes on a CPU)",
 }
 

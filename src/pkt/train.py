@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from pkt.checkpoints import mark_complete_callback, mark_finished, resume_point, run_dir, run_key
-from pkt.data import collate, encode_split, ensure_pad_token, load_split
+from pkt.data.records import collate, encode_split, ensure_pad_token, load_split
 from pkt.io import atomic_dir, write_json
+from pkt.sources import library_files
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,8 @@ def train(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
 
-    from pkt.methods import get_method
-    from pkt.models import run_dtype
+    from pkt.methods import BUILTIN, get_method, method_module
+    from pkt.models.build import run_dtype
 
     opts = TrainSettings.from_dict(settings)
     strategy = get_method(method).from_dict(method_settings, {k: Path(v) for k, v in (inputs or {}).items()})
@@ -124,7 +125,8 @@ def train(
              length_rule["truncated"], length_rule["examples"], length_rule["dropped"])
     dataset = Dataset.from_list(_indexed(encoded, strategy))
 
-    key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs)
+    code = library_files("pkt.train", method_module(method)) if method in BUILTIN else library_files("pkt.train")
+    key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs, code)
     ckpt = run_dir(checkpoint_dir, key)
     resume = resume_point(ckpt)
     if resume:

@@ -9,7 +9,7 @@ rule semalign_ablation:
         align=f"{RUN}/data/{ABLATION_TASK}/align.jsonl",
         tasks=f"workflow/tasks/{ABLATION_TASK}.yaml",
         data=[f"{RUN}/data/{ABLATION_TASK}/test.jsonl"] if ABLATION_TASK.startswith("toy_") else [],
-        code=lib("ablation", "targets", "semalign", "train", "methods/semalign", "evaluate"),
+        code=code("scripts/semalign_ablation.py", method_module("semalign")),
     output:
         ablation_results(),
     log:
@@ -48,7 +48,7 @@ rule ablation_table:
     input:
         configured=expand(f"{RUN}/eval/semalign/{{pair}}/{ABLATION_TASK}/seed{{seed}}.json", pair=PAIRS, seed=SEEDS),
         ablated=[path for pair in PAIRS for path in ablation_results(pair)],
-        code=lib("ablation", "tables", "stats"),
+        code=code("scripts/ablation_table.py"),
     output:
         csv=report(f"{RUN}/tables/semalign_ablation.csv", caption="../report/ablation.rst", category="Tables"),
         md=f"{RUN}/tables/semalign_ablation.md",

@@ -5,7 +5,7 @@ rule analyze_semalign:
         student=pair_student_dir,
         adapter=lambda wc: f"{RUN}/adapters/semalign/{wc.pair}/{config['semalign']['analysis_task']}/seed{SEEDS[0]}",
         split=analysis_split,
-        code=lib("analysis", "semalign", "targets"),
+        code=code("scripts/analyze_semalign.py"),
     output:
         cka=report(f"{RUN}/analysis/{{pair}}/cka.png", caption="../report/cka.rst", category="SemAlign analysis"),
         bases=report(f"{RUN}/analysis/{{pair}}/bases.png", caption="../report/bases.rst", category="SemAlign analysis"),

@@ -1,9 +1,10 @@
 # Validation, wildcard constraints, paths and input functions. No rules here.
 
-from pathlib import Path
-
 from pkt.config_checks import active, check_config, tasks_of, train_settings as resolved_train
+from pkt.data import SOURCES as DATA_SOURCES
+from pkt.methods import method_module
 from pkt.resources import job_resources, parameter_count
+from pkt.sources import relative_files
 from snakemake.utils import validate
 
 
@@ -52,9 +53,11 @@ def analysis_split(wildcards):
     return f"{RUN}/data/{task}/{'test' if TOY else 'train'}.jsonl"
 
 
-def lib(*modules):
-    """Library modules a job imports, declared as inputs so that editing one reruns its jobs."""
-    return [f"src/pkt/{m}.py" for m in modules]
+def code(*entries):
+    """Every library file a rule's script runs (its imports, followed transitively: pkt.sources), plus those of
+    any module the script picks by name (a method, a data source): declared as inputs, so that editing any
+    of them reruns the rule's jobs, and none can be forgotten."""
+    return relative_files(*entries, root=workflow.basedir)
 
 
 def per_task(pattern, tasks=None):
@@ -115,7 +118,7 @@ def pair_student_dir(wildcards):
 
 
 def semalign_settings():
-    """pkt.methods.semalign.SemAlignSettings from the lora (r, alpha, dropout) and semalign sections."""
+    """pkt.methods.semalign.method.SemAlignSettings from the lora (r, alpha, dropout) and semalign sections."""
     sem = config["semalign"]
     return {**{k: config["lora"][k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
             "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
@@ -173,14 +176,9 @@ def method_inputs(wildcards):
     return named
 
 
-HELPERS = {"semalign": ["targets"], "kd": ["targets", "semalign"], "fitnet": ["targets", "methods/semalign"],
-           "laten": ["laten_locate"]}  # library modules a method imports besides methods/<m>.py and <m>.py
-
-
 def method_code(wildcards):
-    """The method's module, its math module (pkt/<method>.py) and helpers: editing any of them retrains."""
-    method = wildcards.method
-    return [path for path in lib(f"methods/{method}", method, *HELPERS.get(method, [])) if Path(path).is_file()]
+    """The code of the method a train job runs (pkt.methods.method_module: imported by name at run time)."""
+    return code(method_module(wildcards.method))
 
 
 def eval_model_name(wildcards):
@@ -285,8 +283,8 @@ ABLATION_SEEDS = ABLATION["seeds"] or SEEDS
 
 
 def ablation_results(pair="{pair}"):
-    """Every variant x seed result file of one pair's SemAlign ablation (pkt.ablation)."""
-    from pkt.ablation import variants
+    """Every variant x seed result file of one pair's SemAlign ablation (pkt.methods.semalign.ablation)."""
+    from pkt.methods.semalign.ablation import variants
 
     return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
             for seed in ABLATION_SEEDS]

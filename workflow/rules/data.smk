@@ -2,7 +2,7 @@
 # the test sets come from lm-eval: the hub, or evaluation.data).
 rule prepare_data:
     input:
-        code=lib("toyworld", "toycode", "data", "io") if TOY else lib("paper_data", "data", "io"),
+        code=code("scripts/prepare_data.py", DATA_SOURCES[config["data"]["source"]]),
     output:
         splits=expand(f"{RUN}/data/{{task}}/{{split}}.jsonl", task=TASKS, split=SPLITS),
         corpora=expand(f"{RUN}/data/corpus/{{corpus}}.jsonl", corpus=CORPORA),
@@ -13,8 +13,7 @@ rule prepare_data:
         f"{LOGS}/prepare_data.benchmark.tsv"
     params:
         source=config["data"]["source"],
-        world=config["world"] if TOY else None,
-        paper=None if TOY else config["data"]["paper"],
+        settings=config["world"] if TOY else config["data"]["paper"],
     resources:
         mem_mb=2000,
         runtime=10,

@@ -3,7 +3,7 @@
 rule evaluate:
     input:
         unpack(eval_inputs),
-        code=lib("evaluate", "tasks", "sandbox", "_sandbox_pool", "verdicts", "hub", "vllm_backend"),
+        code=code("scripts/evaluate.py"),
     output:
         results=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.json"),
         samples=per_seed_task(f"{RUN}/eval/{{method}}/{{pair}}/{{task}}/seed{{seed}}.samples.jsonl"),

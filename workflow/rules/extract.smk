@@ -4,7 +4,7 @@ rule extract_seeking:
         teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
         student=pair_student_dir,
         splits=expand(f"{RUN}/data/{{task}}/extract.jsonl", task=EVAL_TASKS),
-        code=lib("seeking", "seeking_sensitivity", "seeking_plot", "data"),
+        code=code("scripts/extract_seeking.py"),
     output:
         factors=per_task(f"{RUN}/extract/{{pair}}/{{task}}/factors.safetensors"),
         records=per_task(f"{RUN}/extract/{{pair}}/{{task}}/extract.json"),

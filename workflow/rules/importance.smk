@@ -3,7 +3,7 @@ rule score_importance:
     input:
         model=f"{RUN}/models/{{model}}",
         splits=expand(f"{RUN}/data/{{task}}/extract.jsonl", task=TASKS),
-        code=lib("importance", "data"),
+        code=code("scripts/score_importance.py"),
     output:
         per_task(f"{RUN}/importance/{{model}}/{{task}}.json", TASKS),
     log:

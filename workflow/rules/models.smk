@@ -1,7 +1,7 @@
 rule prepare_tokenizer:
     input:
         corpora=rules.prepare_data.output.corpora,
-        code=lib("tokenizer", "data"),
+        code=code("scripts/prepare_tokenizer.py"),
     output:
         directory(f"{RUN}/tokenizer"),
     log:
@@ -19,11 +19,11 @@ rule prepare_tokenizer:
         "../../scripts/prepare_tokenizer.py"
 
 
-# Toy models are pretrained from scratch; hub models are snapshotted (pkt.hub) and their identity recorded once.
+# Toy models are pretrained from scratch; hub models are snapshotted (pkt.models.hub) and their identity recorded once.
 rule prepare_model:
     input:
         unpack(model_inputs),
-        code=lib("models", "data", "runtime", "hub"),
+        code=code("scripts/prepare_model.py"),
     output:
         directory(f"{RUN}/models/{{model}}"),
     log:

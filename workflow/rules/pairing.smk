@@ -7,7 +7,7 @@ rule pair_layers:
     input:
         teacher=teacher_importance,
         student=student_importance,
-        code=lib("pairing", "pairing_plot"),
+        code=code("scripts/pair_layers.py"),
     output:
         pairings=per_task(f"{RUN}/pairing/{{pair}}/{{task}}.json", TASKS),
         figures=[

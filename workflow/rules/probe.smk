@@ -2,7 +2,7 @@ rule probe:
     input:
         model=f"{RUN}/models/{{model}}",
         facts=f"{RUN}/data/toy_mmlu/test.jsonl",
-        code=lib("probe", "models", "data"),
+        code=code("scripts/probe.py"),
     output:
         f"{RUN}/probe/{{model}}.json",
     log:

@@ -6,7 +6,7 @@ localrules:
 rule tables:
     input:
         evals=eval_targets(),
-        code=lib("tables", "stats", "published", "published_tables"),
+        code=code("scripts/tables.py"),
     output:
         csv=report(f"{RUN}/tables/main.csv", caption="../report/main_table.rst", category="Tables"),
         md=f"{RUN}/tables/main.md",
@@ -39,7 +39,7 @@ rule figures:
     input:
         evals=eval_targets(),
         adapters=adapter_targets(),
-        code=lib("figures", "tables"),
+        code=code("scripts/figures.py"),
     output:
         bars=report(f"{RUN}/figures/benchmarks.png", caption="../report/benchmarks.rst", category="Figures"),
         curves=report(

@@ -6,7 +6,7 @@ rule teacher_targets:
         splits=expand(f"{RUN}/data/{{task}}/train.jsonl", task=EVAL_TASKS),
         align=expand(f"{RUN}/data/{{task}}/align.jsonl", task=EVAL_TASKS),
         pairings=per_task(f"{RUN}/pairing/{{pair}}/{{task}}.json"),
-        code=lib("targets", "semalign", "data"),
+        code=code("scripts/teacher_targets.py"),
     output:
         [directory(d) for d in per_task(f"{RUN}/targets/{{pair}}/{{task}}")],
     log:

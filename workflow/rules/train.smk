@@ -5,7 +5,7 @@ rule train:
         unpack(method_inputs),
         student=pair_student_dir,
         splits=lambda wc: list(train_splits(wc).values()),
-        code=lib("train", "data", "checkpoints", "methods/base"),
+        code=code("scripts/train.py"),
         method_code=method_code,
     output:
         [directory(d) for d in per_seed_task(f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}")],

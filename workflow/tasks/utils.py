@@ -1,6 +1,6 @@
-"""Functions the task YAMLs name with ``!function utils.<name>``; the logic is in ``pkt.tasks``."""
+"""Functions the task YAMLs name with ``!function utils.<name>``; the logic is in ``pkt.evaluation.tasks``."""
 
-from pkt.tasks import (  # noqa: F401 - re-exported for lm-eval's YAML loader
+from pkt.evaluation.tasks import (  # noqa: F401 - re-exported for lm-eval's YAML loader
     extract_numbers,
     gsm8k_target,
     humaneval_filter,
@@ -13,7 +13,8 @@ from pkt.tasks import (  # noqa: F401 - re-exported for lm-eval's YAML loader
     tulu_prompt,
 )
 
-# The papers' prompts in the Tulu format (pkt.tasks.PAPER_TURNS); evaluation.protocol: chat_template swaps them.
+# The papers' prompts in the Tulu format (pkt.evaluation.tasks.PAPER_TURNS); evaluation.protocol: chat_template
+# swaps them.
 mmlu_prompt = tulu_prompt("paper_mmlu")
 gsm8k_prompt = tulu_prompt("paper_gsm8k")
 humaneval_prompt = tulu_prompt("paper_humaneval")

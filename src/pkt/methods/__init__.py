@@ -1,6 +1,13 @@
-"""Transfer methods, registered by name. Importing this package registers every built-in method."""
+"""The methods wing: every transfer method, one module or package each, registered by name (peft style).
 
-from pkt.methods import fitnet, kd, laten, lora, seeking, semalign  # noqa: F401 - registers each by its name
-from pkt.methods.base import REGISTRY, LoraSettings, Method, get_method, register
+``base`` holds what a method is (:class:`Method`) and the registry; ``lora``, ``kd`` and ``fitnet`` are one
+module each; ``seeking``, ``semalign`` and ``laten`` are packages of their steps, each with a ``method``
+module holding the registered class. A method is imported only when it is asked for
+(:func:`get_method`), so a job loads, and its rule declares (:mod:`pkt.sources`), one method's code.
+May import every wing below it (data, models, layers, evaluation, report) and the root helpers; nothing
+below imports it, except the trainer (:mod:`pkt.train`) through :func:`get_method`.
+"""
 
-__all__ = ["REGISTRY", "LoraSettings", "Method", "get_method", "register"]
+from pkt.methods.base import BUILTIN, REGISTRY, LoraSettings, Method, get_method, method_module, register
+
+__all__ = ["BUILTIN", "REGISTRY", "LoraSettings", "Method", "get_method", "method_module", "register"]

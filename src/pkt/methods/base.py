@@ -11,11 +11,14 @@ is the one trainer for all of them.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 REGISTRY: dict[str, type[Method]] = {}
+BUILTIN = ("lora", "seeking", "semalign", "laten", "kd", "fitnet")  # pkt.methods.<name>, a module or a package
 
 
 @dataclass
@@ -114,7 +117,18 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
+def method_module(name: str) -> str:
+    """The module that registers method ``name``: ``pkt.methods.<name>``, or ``.method`` of its package."""
+    if name not in BUILTIN:
+        raise KeyError(f"unknown method {name!r}; built in: {sorted(BUILTIN)}")
+    package = f"pkt.methods.{name}"
+    return f"{package}.method" if importlib.util.find_spec(package).submodule_search_locations else package
+
+
 def get_method(name: str) -> type[Method]:
+    """The class registered as ``name``, importing its module first if it is a built-in one."""
+    if name not in REGISTRY and name in BUILTIN:
+        importlib.import_module(method_module(name))
     if name not in REGISTRY:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(REGISTRY)}")
+        raise KeyError(f"unknown method {name!r}; registered: {sorted(set(REGISTRY) | set(BUILTIN))}")
     return REGISTRY[name]

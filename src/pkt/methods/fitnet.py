@@ -1,7 +1,7 @@
 """``fitnet``: SemAlign's paired-layer training with a *learned* linear map instead of the semantic bases.
 
-The direct test of SemAlign's claim that a vocabulary-defined map beats a learned one (:mod:`pkt.fitnet`).
-The same LoRA on the same paired student layer(s) (``semalign.target_modules``), the same signal and
+The direct test of SemAlign's claim that a vocabulary-defined map beats a learned one (FitNet's hints, Romero
+et al. 2015). The same LoRA on the same paired student layer(s) (``semalign.target_modules``), the same signal and
 teacher positions (the ``teacher_targets`` rule's unmapped rows, ``teacher<k>.npy``); the loss is
 w_layer hint(P s_S, s_T) + w_ce CE with a projector P [D_T, D_S] per paired layer (a bias-free Linear,
 PyTorch's default init drawn after the training seed is set), trained jointly in fp32. Only the LoRA
@@ -16,11 +16,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from pkt.fitnet import LOSSES, hint_loss
-from pkt.importance import IGNORE_INDEX
+from pkt.layers.importance import IGNORE_INDEX
 from pkt.methods.base import LoraSettings, register
-from pkt.methods.semalign import SemAlign
+from pkt.methods.semalign.method import SemAlign
+
+LOSSES = ("cosine", "mse")
+
+
+def hint_loss(projected: torch.Tensor, target: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """Distance between projected student rows and teacher rows, both [N, D_T], averaged over rows.
+
+    ``cosine``: 1 - mean cos (scale-free, like SemAlign's layer term); ``mse``: mean squared error per
+    element (FitNet's original L2). The target is a fixed goal and is detached.
+    """
+    if kind not in LOSSES:
+        raise ValueError(f"fitnet.loss must be one of {LOSSES}, got {kind!r}")
+    if projected.ndim != 2 or projected.shape != target.shape:
+        raise ValueError(f"expected projected student and teacher rows of one shape [N, D_T]; got "
+                         f"{tuple(projected.shape)} and {tuple(target.shape)}")
+    if projected.shape[0] == 0:
+        raise ValueError("hint_loss: no supervised position (0 rows)")
+    target = target.detach().to(projected.dtype)
+    if kind == "cosine":
+        return 1.0 - F.cosine_similarity(projected, target, dim=-1, eps=1e-8).mean()
+    return F.mse_loss(projected, target)
+
 
 PROJECTORS = "fitnet_projectors"  # the peft model's submodule holding them (so the Trainer optimises them)
 

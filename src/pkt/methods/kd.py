@@ -2,7 +2,16 @@
 
 The classic logit-distillation baseline that SemAlign's reviewers asked for. Same LoRA as ``lora`` (the
 ``lora`` section, every module), same data and schedule; the only change is the soft term, computed from the
-teacher's top-k logits that ``teacher_targets`` stored (:mod:`pkt.kd`), so the teacher is never loaded.
+teacher's top-k logits that ``teacher_targets`` stored (:mod:`pkt.methods.semalign.targets`), so the teacher
+is never loaded.
+
+The loss is (1 - a) CE + a T^2 KL(p_T || q_S) on the response tokens, where p_T and q_S are the
+teacher's and student's next-token distributions at temperature T. The T^2 factor keeps the soft term's
+gradient on the scale of the CE's as T grows. KL is taken over the teacher's stored top-k ids, both
+distributions renormalised over those k ids (:func:`pkt.methods.semalign.bases.topk_kl`): exactly 0 when the
+student's logits equal the teacher's there, and with full support as k reaches the vocabulary. What is left
+out is the teacher's mass outside its top k, which a peaked teacher barely has; the cross-entropy term keeps
+the student's whole distribution anchored on the gold token.
 """
 
 from __future__ import annotations
@@ -11,10 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pkt.importance import IGNORE_INDEX, predicting_positions
-from pkt.kd import kd_term
+import torch
+
+from pkt.layers.importance import IGNORE_INDEX, predicting_positions
 from pkt.methods.base import LoraSettings, Method, register
-from pkt.targets import Targets
+from pkt.methods.semalign.bases import topk_kl
+from pkt.methods.semalign.targets import Targets
+
+
+def kd_term(student_logits: torch.Tensor, teacher_values: torch.Tensor, teacher_ids: torch.Tensor,
+            temperature: float) -> torch.Tensor:
+    """T^2 KL(p_T || q_S) over the teacher's top-k ids, mean over positions (``student_logits`` [N, V])."""
+    return temperature**2 * topk_kl(student_logits, teacher_values, teacher_ids, temperature)
 
 
 @dataclass

@@ -1,0 +1,273 @@
+"""Prompt rendering and response scoring for the lm-eval tasks in ``workflow/tasks``.
+
+The task YAMLs call these through ``workflow/tasks/utils.py`` (``!function utils.x``), so the logic
+lives in the tested library. Toy tasks render the project's own chat format (the same as training);
+paper tasks follow the papers' Open-Instruct prompts in the Tulu format, or the model's own chat
+template (:func:`protocol_config`). Code tasks are scored by running each program in :mod:`pkt.evaluation.sandbox.run`,
+all programs of a task at once on every core, from an lm-eval ``custom`` filter; the sandbox verdict
+(status and reason) is the filtered response, so it is kept in the samples file.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from typing import Any
+
+from pkt.data.records import render_prompt
+
+# --------------------------------------------------------------------------- toy tasks
+
+
+def toy_prompt(doc: dict[str, Any]) -> str:
+    """The chat prompt of a toy record: the user turn and the assistant header."""
+    return render_prompt(doc["messages"][0]["content"])
+
+
+# --------------------------------------------------------------------------- answers
+
+
+NUMBER = re.compile(
+    r"(?<![\w)])(?P<sign>[-\u2212])?"  # a minus (ASCII or Unicode) unless it joins two terms: "10-20", "x-3"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"  # 1,234.5 | 42 | 7.50 | .5; "3,4" is two
+    r"(?!\d)"
+)
+# "So the answer is N" ends an Open-Instruct answer; its "Answer:" prefix opens the reasoning, not the answer.
+ANSWER_PHRASE = re.compile(r"answer is\s*:?", re.IGNORECASE)
+ANSWER_MARKERS = (re.compile("####"), ANSWER_PHRASE)  # in order of precedence
+
+
+def normalise_number(text: str) -> str:
+    """'1,000.00' -> '1000', '$7.50' -> '7.5', '\u22125' -> '-5', '.5' -> '0.5': the form answers are compared in."""
+    cleaned = text.replace(",", "").replace("$", "").replace("\u2212", "-").rstrip(".")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return cleaned.strip()
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _numbers(text: str) -> list[str]:
+    return [m.group("sign") and "-" + m.group("num") or m.group("num") for m in NUMBER.finditer(text)]
+
+
+def final_number(text: str) -> str:
+    """The answer of a response, by the protocol's answer markers before any fallback.
+
+    The first number after '####' (GSM8K's own format); else the first number after the first answer
+    phrase ('So the answer is N'), so text a model rambles on with afterwards ('...\n\n
+    Question: Tom has 3 cats and 5 dogs') cannot change it; else the last number of the response.
+    """
+    for marker in ANSWER_MARKERS:
+        found = marker.search(text)
+        after = _numbers(text[found.end() :]) if found else []
+        if after:
+            return normalise_number(after[0])
+    numbers = _numbers(text)
+    return normalise_number(numbers[-1]) if numbers else ""
+
+
+def gsm8k_target(doc: dict[str, Any]) -> str:
+    return normalise_number(doc["answer"].split("####")[-1].strip())
+
+
+# Targets as functions, not Jinja strings: lm-eval compiles a Jinja template anew for every document
+# (about 2 s per 420-item task here).
+def toy_gsm8k_target(doc: dict[str, Any]) -> str:
+    return str(doc["answer_value"])
+
+
+def mbpp_target(doc: dict[str, Any]) -> str:
+    return "\n".join(doc["test_list"])
+
+
+def extract_numbers(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval custom filter: each response -> its final number (normalised)."""
+    return [[final_number(r) for r in rs] for rs in resps]
+
+
+# --------------------------------------------------------------------------- code
+
+
+FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)  # any tag: python, py, python3...
+
+
+def extract_code(response: str) -> str:
+    """The code of a response: the first fenced block when there is one, else the text up to [DONE]."""
+    match = FENCE.search(response)
+    code = match.group(1) if match else response
+    return code.split("[DONE]")[0]
+
+
+def humaneval_program(doc: dict[str, Any], response: str) -> str:
+    """Program for a HumanEval-style doc: the whole function if the response defines it, else prompt + body."""
+    from pkt.evaluation.sandbox.run import humaneval_program as build
+
+    code = extract_code(response)
+    if re.search(rf"^def\s+{re.escape(doc['entry_point'])}\s*\(", code, re.MULTILINE):
+        # A complete function: keep the prompt's imports and helpers, then let the response's definition win.
+        return build(doc["prompt"] + "    pass\n\n", code, doc["test"], doc["entry_point"])
+    return build(doc["prompt"], code, doc["test"], doc["entry_point"])
+
+
+def mbpp_program(doc: dict[str, Any], response: str) -> str:
+    from pkt.evaluation.sandbox.run import mbpp_program as build
+
+    return build(extract_code(response), doc["test_list"], doc.get("test_setup_code") or "")
+
+
+_CODE_WORKERS = 2
+
+
+def set_code_workers(n: int) -> None:
+    """How many programs the code tasks run at once (the evaluate job's threads)."""
+    global _CODE_WORKERS
+    _CODE_WORKERS = max(1, int(n))
+
+
+_VERDICTS: dict[str, str] = {}  # sha256 of a program -> its verdict, for this process (one evaluate job)
+_STORE = None  # pkt.evaluation.verdicts.VerdictStore shared by the run's evaluate jobs, when set
+
+
+def set_verdict_store(folder) -> None:
+    """Share verdicts with the other evaluate jobs of the run through ``folder`` (:mod:`pkt.evaluation.verdicts`)."""
+    global _STORE
+    from pkt.evaluation.verdicts import VerdictStore
+
+    _STORE = VerdictStore(folder) if folder else None
+
+
+def run_code(programs: list[str]) -> list[str]:
+    """Run programs in the sandbox on every core; return each verdict as a JSON string.
+
+    A program identical byte for byte to one already judged (the same completion of the same problem from
+    another seed's adapter, in this process; or from another method, in the run's verdict store) gets that
+    verdict instead of a second run.
+    """
+    from pkt.evaluation.sandbox.run import run_programs
+
+    keys = [hashlib.sha256(p.encode()).hexdigest() for p in programs]
+    if _STORE is not None:
+        for k in set(keys) - _VERDICTS.keys():
+            stored = _STORE.get(k)
+            if stored is not None:
+                _VERDICTS[k] = stored
+    todo = {k: p for k, p in zip(keys, programs) if k not in _VERDICTS}
+    results = run_programs(list(todo.values()), workers=_CODE_WORKERS)
+    for k, r in zip(todo, results):
+        _VERDICTS[k] = json.dumps(r.to_dict(), sort_keys=True)
+        if _STORE is not None:
+            _STORE.put(k, _VERDICTS[k])
+    return [_VERDICTS[k] for k in keys]
+
+
+def humaneval_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval custom filter: run every HumanEval program; the verdict replaces the response."""
+    return _verdicts(resps, docs, humaneval_program)
+
+
+def mbpp_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    return _verdicts(resps, docs, mbpp_program)
+
+
+def _verdicts(resps, docs, build) -> list[list[str]]:
+    programs = [build(doc, r) for rs, doc in zip(resps, docs) for r in rs]
+    verdicts = iter(run_code(programs))
+    return [[next(verdicts) for _ in rs] for rs in resps]
+
+
+def pass_at_1(references: list[str], predictions: list[str]) -> float:
+    """lm-eval metric over one doc: 1.0 when the (only) sample's sandbox verdict is a pass."""
+    verdict = predictions[0]
+    if isinstance(verdict, list):
+        verdict = verdict[0]
+    return float(json.loads(verdict)["status"] == "pass")
+
+
+# --------------------------------------------------------------------------- paper tasks
+# The papers' protocol (methods digest 6.2): Open-Instruct prompts, 0-shot. Each paper task is a user turn
+# and the start of the assistant's answer (Open-Instruct appends it after the chat header, so a model
+# continues "The answer is:" or the function it was given). Under the "tulu" protocol (the published
+# rows) both are rendered in the Tulu format the papers train and evaluate with; under "chat_template"
+# lm-eval renders the user turn with the model's own template and appends the answer start (gen_prefix).
+
+PROTOCOLS = {"tulu": "Open-Instruct/Tulu 0-shot", "chat_template": "model chat template, 0-shot"}  # name: label
+CODE_PREFIX = "Here is the completed function:\n\n\n```python\n"
+
+
+def mbpp_test_split(dataset):
+    """MBPP's test set: task_ids 11-510 (the hub's 'full' test split; a local full file holds all 974)."""
+    return dataset.filter(lambda d: 11 <= int(d["task_id"]) <= 510)
+
+
+def mbpp_signature(code: str) -> str:
+    """The reference solution up to its first ``def`` line, without the colon: imports stay, as in LaTen's
+    MBPP prompts ("from collections import defaultdict \\r\\ndef get_unique(test_list)")."""
+    match = re.search(r"^def\s+\w+\s*\(.*?\)[^:\n]*:", code, re.MULTILINE | re.DOTALL)
+    if match is None:
+        raise ValueError(f"MBPP reference code has no function definition: {code[:80]!r}")
+    return code[: match.end() - 1]
+
+
+def mbpp_user(doc: dict[str, Any]) -> str:
+    return f"Complete the following python function.\n\n\n{doc['text']}\n{mbpp_signature(doc['code'])}"
+
+
+def humaneval_user(doc: dict[str, Any]) -> str:
+    return f"Complete the following python function.\n\n\n{doc['prompt']}"
+
+
+def mmlu_user(doc: dict[str, Any]) -> str:
+    """The Seeking/Open-Instruct MMLU prompt, letters A-D, ending in 'Answer:'."""
+    subject = doc.get("subject", "").replace("_", " ")
+    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip("ABCD", doc["choices"]))
+    return (f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+            f"{doc['question'].strip()}\n{options}\nAnswer:")
+
+
+def gsm8k_user(doc: dict[str, Any]) -> str:
+    return f"Answer the following question.\n\nQuestion: {doc['question'].strip()}"
+
+
+# task -> (user turn, start of the answer as a Jinja template over the doc: lm-eval's gen_prefix)
+PAPER_TURNS: dict[str, tuple[Any, str]] = {
+    "paper_mmlu": (mmlu_user, "The answer is:"),
+    "paper_gsm8k": (gsm8k_user, "Answer:"),
+    "paper_humaneval": (humaneval_user, CODE_PREFIX + "{{prompt}}"),
+    "paper_mbpp": (mbpp_user, CODE_PREFIX),
+}
+
+
+@functools.cache
+def _template(text: str):
+    import jinja2
+
+    return jinja2.Template(text, keep_trailing_newline=True)
+
+
+def answer_start(task: str, doc: dict[str, Any]) -> str:
+    """The start of the assistant's answer of a paper task's doc (its gen_prefix, rendered once per doc)."""
+    return _template(PAPER_TURNS[task][1]).render(**doc)
+
+
+def tulu_prompt(task: str):
+    """doc -> the Tulu-format prompt of a paper task: user turn, assistant header, the answer's start."""
+    user = PAPER_TURNS[task][0]
+    return lambda doc: render_prompt(user(doc)) + answer_start(task, doc)
+
+
+def protocol_config(cfg: dict[str, Any], protocol: str) -> tuple[dict[str, Any], bool]:
+    """A paper task's lm-eval config under ``protocol``, and whether lm-eval applies the model's chat template.
+
+    The YAMLs render the Tulu prompt; "chat_template" swaps in the bare user turn and the answer's start as
+    ``gen_prefix``. Toy tasks carry their own chat format and are returned unchanged.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation.protocol {protocol!r} is not one of {tuple(PROTOCOLS)}")
+    task = cfg.get("task")
+    if protocol == "tulu" or task not in PAPER_TURNS:
+        return cfg, False
+    user, prefix = PAPER_TURNS[task]
+    return {**cfg, "doc_to_text": user, "gen_prefix": prefix}, True
