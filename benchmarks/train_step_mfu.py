@@ -120,7 +120,7 @@ def make_batch(batch: int, seq: int, vocab: int) -> dict[str, torch.Tensor]:
 def write_inputs(folder: Path, args, shapes) -> None:
     """Random stored teacher targets (``semalign.targets.write_targets``) and Seeking factors for layer 0's modules."""
     from pkt.methods.seeking.extract import save_factors
-    from pkt.methods.semalign.targets import write_targets
+    from pkt.methods.semalign.targets import token_digests, write_targets
 
     (h, _, _, inter), d_t, k = shapes["student"], shapes["teacher"][0], args.pair_layer
     n_sup = args.seq - int(args.seq * PROMPT_FRACTION)
@@ -130,6 +130,8 @@ def write_inputs(folder: Path, args, shapes) -> None:
     computed["topk_values"] = rng.standard_normal((rows, 32), dtype=np.float32)
     computed["topk_ids"] = rng.integers(0, shapes["vocab"], (rows, 32))
     computed["offsets"] = [i * n_sup for i in range(args.batch)]
+    batch = make_batch(args.batch, args.seq, shapes["vocab"])  # the batch every step trains on
+    computed["digests"] = token_digests(batch["input_ids"], batch["attention_mask"])
     write_targets(folder, computed, {"pairs": [{"student": k, "sources": [[k, 1.0]]}], "signal": "delta"})
     dims = {"self_attn.q_proj": (h, h), "self_attn.k_proj": (h, h), "self_attn.v_proj": (h, h)}
     dims |= {"self_attn.o_proj": (h, h), "mlp.gate_proj": (inter, h), "mlp.up_proj": (inter, h)}

@@ -30,12 +30,13 @@ if __name__ == "__main__":
                 settings = dataclasses.replace(configured, **variant["targets"])
                 if teacher is None:
                     teacher, tokenizer = load_model(inp.teacher, device)
-                    matrix, _ = student_map(teacher, inp.student, params.models, sem["shared_vocab_only"])
+                    matrix, vocab = student_map(teacher, inp.student, params.models, sem["shared_vocab_only"])
                 pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
                 targets_dir = root / slug / "targets"
                 with atomic_dir(targets_dir) as tmp:
                     write_task_targets(tmp, teacher, tokenizer, {"train": inp.split, "align": inp.align}, pairs,
-                                       matrix, settings, sem["batch_size"], params.max_length, {"variant": slug})
+                                       matrix, settings, sem["batch_size"], params.max_length, {"variant": slug},
+                                       vocab=vocab)
             for seed in params.seeds:
                 setup_torch(snakemake.threads, seed)
                 out = root / slug / f"adapter-seed{seed}"

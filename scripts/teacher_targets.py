@@ -23,4 +23,5 @@ if __name__ == "__main__":
             pairs = trained_pairs(read_json(pairing_file), settings.pairs, settings.interpolate)
             with atomic_dir(out) as tmp:
                 write_task_targets(tmp, teacher, tokenizer, {"train": split, "align": align}, pairs, matrix,
-                                   settings, params.batch_size, params.max_length, {**meta, "task": task})
+                                   settings, params.batch_size, params.max_length, {**meta, "task": task},
+                                   vocab=vocab)

@@ -10,7 +10,6 @@ import pytest
 import torch
 from tiny_llama import VOCAB, batches, tiny
 
-import pkt.methods  # noqa: F401 - registers every method
 from pkt.layers.importance import decoder_layers, predicting_positions
 from pkt.layers.pairing import pair_layers
 from pkt.methods import get_method
@@ -218,3 +217,43 @@ def test_teacher_rows_read_back_equal_the_mixed_teacher_signal(tmp_path):
         Targets(tmp_path / "targets").teacher_layer(pairs[0]["student"], [0], [5])
     with pytest.raises(FileNotFoundError, match="teacher_targets"):
         Targets(tmp_path / "targets").teacher_layer_width(pairs[0]["student"])
+
+
+def test_kd_top_k_ids_stay_inside_the_shared_vocabulary():
+    """A teacher that appended a token (WizardCoder's [PAD], id 32,000 of 32,001), here one with a large logit:
+    the stored top-k must come from the ids the student has."""
+    teacher = tiny(24, 4, 0, vocab=51)
+    with torch.no_grad():
+        teacher.lm_head.weight[50] = 50 * teacher.lm_head.weight[:50].mean(0) + 1.0
+    pairs = [{"student": 1, "sources": [(2, 1.0)]}]
+    matrix = torch.zeros(16, 24)
+    everything = compute_targets(teacher, batches(3), pairs, matrix, "delta", topk=5)
+    assert (everything["topk_ids"][:, 0] == 50).mean() > 0.5  # the appended id mostly leads, for the student
+    shared = compute_targets(teacher, batches(3), pairs, matrix, "delta", topk=5, vocab=50)
+    assert shared["topk_ids"].max() < 50
+    batch = batches(3)[0]
+    mask = batch["labels"] != -100
+    logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected = logits[predicting_positions(mask)][:, :50].topk(5, dim=-1)
+    n = int(mask.sum())
+    assert torch.allclose(torch.from_numpy(shared["topk_values"][:n]), expected.values, atol=1e-5)
+
+
+def test_a_resume_without_the_projectors_is_refused_and_with_them_restores_them(setup, tmp_path):
+    from types import SimpleNamespace
+
+    _, student, folder = setup
+    method, _ = fitnet_on(copy.deepcopy(student), folder)
+    (keep,) = method.callbacks()
+    args, checkpoint = SimpleNamespace(output_dir=str(tmp_path)), tmp_path / "checkpoint-10"
+    checkpoint.mkdir()
+    keep.on_train_begin(args, SimpleNamespace(global_step=0), None)  # a fresh run needs nothing
+    with pytest.raises(FileNotFoundError, match="no projectors"):
+        keep.on_train_begin(args, SimpleNamespace(global_step=10), None)
+    with torch.no_grad():
+        method.projectors["1"].weight.fill_(0.5)
+    keep.on_save(args, SimpleNamespace(global_step=10), None)
+    with torch.no_grad():
+        method.projectors["1"].weight.zero_()
+    keep.on_train_begin(args, SimpleNamespace(global_step=10), None)
+    assert torch.equal(method.projectors["1"].weight, torch.full((24, 16), 0.5))

@@ -62,11 +62,15 @@ def test_the_shipped_config_pins_the_real_splits():
     data = REPO.parent / "shared" / "data" / "paper_splits"
     if not data.is_dir():
         pytest.skip("../shared/data is absent")
-    paper = {**CONFIG["data"]["paper"], "location": str(data), "limit": 3}
-    splits = load_paper_splits(paper, list(paper["files"]))
+    paper = {**CONFIG["data"]["paper"], "location": str(data), "limit": None}
+    splits = load_paper_splits(paper, list(paper["files"]))  # every row of every split, at its real size
     assert {t: {s: len(r) for s, r in by.items()} for t, by in splits.items()} == {
-        task: {"train": 3, "extract": 3, "align": 3}
-        for task in ("paper_mmlu", "paper_gsm8k", "paper_humaneval", "paper_mbpp")}
+        task: {s: f["records"] for s, f in by.items()} for task, by in paper["files"].items()}
+    assert {t: by["extract"]["records"] for t, by in paper["files"].items()} == {
+        "paper_mmlu": 20, "paper_gsm8k": 20, "paper_humaneval": 20, "paper_mbpp": 32}
+    nutrition = next(r for r in splits["paper_mmlu"]["align"] if "\x85" in r["messages"][0]["content"]
+                     + r["messages"][1]["content"])
+    assert nutrition["source_id"] == "nutrition_7"  # a U+0085 inside a JSON string, kept in one record
 
 
 def hub_folder(tmp_path: Path, **config) -> Path:
@@ -180,3 +184,28 @@ def test_the_vllm_backend_is_refused_on_the_cpu_and_named_where_it_is_missing():
     if importlib.util.find_spec("vllm") is None:
         with pytest.raises(RuntimeError, match="the vllm package is not installed"):
             require_vllm()
+
+
+def test_seeking_k_beyond_a_real_extract_split_is_named_before_any_job():
+    """LaTen's extract splits hold 20 / 20 / 20 / 32 rows: k 32 fits MBPP's alone."""
+    config = active(paper_config())
+    assert config["seeking"]["k"] is None and config_errors(config) == []  # the shipped choice: every row
+    config["seeking"]["k"] = 32
+    errors = [e for e in config_errors(config) if e.startswith("seeking.k")]
+    assert errors == [f"seeking.k 32 exceeds the extract split of {task}: data.paper.files.{task}.extract "
+                      f"({path}, 20 records) has 20 rows"
+                      for task, path in (("paper_mmlu", "mmlu/mmlu_extract_split.jsonl"),
+                                         ("paper_gsm8k", "gsm/gsm_extract_split.jsonl"),
+                                         ("paper_humaneval", "humaneval/humaneval_extract_split.jsonl"))]
+    config["seeking"]["k"], config["data"]["paper"]["limit"] = 8, 6
+    assert "(mbpp/mbpp_extract_split.jsonl, 32 records, cut to data.paper.limit 6) has 6 rows" in \
+        "\n".join(config_errors(config))
+
+
+def test_a_pinned_record_count_that_differs_from_the_file_is_named(tmp_path):
+    data = line("q", "a") * 3
+    (tmp_path / "s.jsonl").write_text(data)
+    entry = {"path": "s.jsonl", "sha256": hashlib.sha256(data.encode()).hexdigest(), "records": 4}
+    files = {"paper_gsm8k": {split: entry for split in ("train", "extract", "align")}}
+    with pytest.raises(ValueError, match=r"files.paper_gsm8k.train.records is 4, but s.jsonl has 3 rows"):
+        load_paper_splits({"location": str(tmp_path), "files": files}, ["paper_gsm8k"])

@@ -304,3 +304,46 @@ def test_the_fp32_sums_of_a_13b_teacher_go_to_the_host_of_an_80gb_gpu():
     assert accumulator_device(thirteen_b, torch.device("cpu")) == torch.device("cpu")
     assert accumulator_device(thirteen_b, cuda, free_bytes=(80 - 26) * gb) == torch.device("cpu")  # 52 GB: no room
     assert accumulator_device(6_738_415_616, cuda, free_bytes=(80 - 14) * gb) == cuda  # a 7B's 27 GB fit beside it
+
+
+@pytest.mark.parametrize("teacher_tied", [False, True], ids=["untied-teacher", "tied-teacher"])
+def test_a_tied_student_is_unchanged_at_step_0_and_its_adapter_reproduces_training(teacher_tied, tmp_path):
+    """SmolLM2 and Qwen2.5 tie the LM head to the embedding: the delta must not reach the head through the
+    shared weight, an untied teacher's head must find the student's, and the export must keep every term."""
+    from peft import PeftModel
+    from tiny_llama import tiny
+    from transformers import AutoModelForCausalLM
+
+    from pkt.methods import get_method
+    from pkt.methods.seeking.extract import student_shapes
+
+    teacher, student = tiny(24, 4, 0, tied=teacher_tied), tiny(16, 2, 1, tied=True)
+    student_dir, folder = tmp_path / "student", tmp_path / "extract"
+    student.save_pretrained(student_dir)
+    folder.mkdir()
+    shapes, n_student = student_shapes(student_dir)
+    sens, _ = sensitivity(teacher, seeds(), disable_progress=True)
+    factors, _ = extract(dict(teacher.named_parameters()), sens, shapes, 4, n_student, rank=4,
+                         settings=ExtractSettings())
+    assert "model.embed_tokens" in factors and ("lm_head" in factors) == (not teacher_tied)
+    save_factors(folder / "factors.safetensors", factors)
+
+    def vanilla():
+        model = AutoModelForCausalLM.from_pretrained(student_dir).eval()
+        assert model.lm_head.weight is model.model.embed_tokens.weight  # tied, as saved
+        return model
+
+    method = get_method("seeking").from_dict({"r": 4, "alpha": 8, "dropout": 0.0}, {"extract": folder})
+    model = method.init_adapter(vanilla(), None).eval()
+    ids = seeds()[0]["input_ids"]
+    assert (logits(model, ids) - logits(student, ids)).abs().max() < 1e-5
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # stand-in for training: move every trainable factor
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    trained = logits(model, ids)
+    method.export_adapter(model, tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(vanilla(), str(tmp_path / "adapter")).eval()
+    assert (logits(loaded, ids) - trained).abs().max() < 1e-5
+    assert (trained - logits(student, ids)).abs().max() > 1e-3

@@ -131,3 +131,60 @@ def test_alignment_phase_uses_the_align_targets_and_the_layer_term_alone(setup, 
     method.end_align()
     both = method.aux_loss(model, inputs, out)  # the train split's targets: the same first 3 examples here
     assert float(both) > float(layer_only)  # + the output term
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied-student", "tied-student"])
+def test_the_map_reads_a_saved_students_head_tied_or_not(tmp_path, tied):
+    """A tied checkpoint (SmolLM2, Qwen2.5) stores no lm_head.weight: the head is the input embedding."""
+    from safetensors import safe_open
+
+    from pkt.methods.semalign.targets import student_map
+
+    teacher, student = tiny(24, 4, 0), tiny(16, 2, 1, tied=tied)
+    student.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        assert ("lm_head.weight" in set(f.keys())) == (not tied)
+    matrix, vocab = student_map(teacher, tmp_path, ["teacher", "student"], False)
+    expected = mapping_matrix(semantic_bases(student.get_output_embeddings().weight.double()),
+                              semantic_bases(teacher.lm_head.weight.double()))
+    assert vocab == 50 and matrix.device == teacher.lm_head.weight.device
+    assert torch.allclose(matrix, expected, atol=1e-6)
+
+
+def test_an_untied_head_missing_from_a_checkpoint_is_named(tmp_path):
+    from pkt.models.build import load_output_head
+
+    tiny(16, 2, 1).save_pretrained(tmp_path)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(tmp_path / "model.safetensors"))
+    del tensors["lm_head.weight"]
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(KeyError, match="tie_word_embeddings"):
+        load_output_head(tmp_path)
+
+
+def test_the_residual_contribution_is_subtracted_in_fp32():
+    """bf16 holds 1000 and 3 exactly but not 997: the bf16 difference is off by 1, as large as a small channel."""
+    from pkt.methods.semalign.targets import residual_signal
+
+    out, before = torch.tensor([1000.0, 2.5], dtype=torch.bfloat16), torch.tensor([3.0, 2.0], dtype=torch.bfloat16)
+    assert (out - before).tolist() == [996.0, 0.5]  # what a bf16 subtraction gives
+    assert residual_signal(out, before, "delta").tolist() == [997.0, 0.5]
+    assert residual_signal(out, before, "delta").dtype == torch.float32
+    assert residual_signal(out, None, "output") is out
+
+
+def test_targets_refuse_a_batch_whose_ids_differ_with_the_same_counts(setup):
+    """Another tokenizer can give the same number of response tokens (WizardCoder adds a [PAD]): the stored
+    rows must not be read for other tokens."""
+    *_, folder = setup
+    targets = Targets(folder)
+    batch = {**batches()[1], "example_index": torch.tensor([3, 4, 5])}
+    assert targets.examples_of(batch) == ([3, 4, 5], [5, 8, 3])
+    other = {**batch, "input_ids": batch["input_ids"].clone()}
+    other["input_ids"][2, 1] = (other["input_ids"][2, 1] + 1) % 50  # one prompt token: the counts stay
+    with pytest.raises(ValueError, match="example 5: its token ids differ"):
+        Targets(folder).examples_of(other)
+    padded = {**batch, "input_ids": batch["input_ids"].masked_fill(batch["attention_mask"] == 0, 7)}
+    assert Targets(folder).examples_of(padded)[0] == [3, 4, 5]  # padding is not part of an example

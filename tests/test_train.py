@@ -190,3 +190,26 @@ def test_runs_under_torchrun_with_two_processes(student, tmp_path, monkeypatch):
     assert not list(tmp_path.glob("train-spec-*.json"))  # the spec file is cleaned up
     figures = json.loads((tmp_path / "ddp" / "training.json").read_text())
     assert figures["world_size"] == 2 and figures["steps"] == 4
+
+
+@pytest.mark.parametrize("micro_batches", [4, 1])
+def test_the_aux_loss_is_weighted_by_the_steps_micro_batch_count(monkeypatch, micro_batches):
+    """With 4-step accumulation, an epoch's last optimizer step may hold 1 micro-batch: its aux term (a mean
+    per micro-batch) then counts fully, as the supervised loss (normalised by num_items_in_batch) does."""
+    from types import SimpleNamespace
+
+    from transformers import Trainer
+
+    from pkt.train import make_trainer_class
+
+    monkeypatch.setattr(Trainer, "compute_loss", lambda self, model, inputs, return_outputs=False,
+                        num_items_in_batch=None: (torch.tensor(0.0), None))
+    trainer = object.__new__(make_trainer_class())
+    trainer.method = SimpleNamespace(extra_keys=(), supervised_weight=1.0,
+                                     aux_loss=lambda model, inputs, outputs: torch.tensor(1.0))
+    trainer.args = SimpleNamespace(gradient_accumulation_steps=4)
+    trainer.current_gradient_accumulation_steps = micro_batches
+    trainer.tokens_seen = 0
+    model = SimpleNamespace(training=True)
+    loss = trainer.compute_loss(model, {"attention_mask": torch.ones(1, 3)}, num_items_in_batch=12)
+    assert float(loss) == pytest.approx(1.0 / micro_batches)

@@ -8,14 +8,15 @@ VOCAB = 50
 BOS = "<s>"
 
 
-def tiny(d: int, layers: int, seed: int, vocab: int = VOCAB):
-    """A random Llama of width ``d`` and ``layers`` blocks (2 heads, FFN 2d, untied head), in eval mode."""
+def tiny(d: int, layers: int, seed: int, vocab: int = VOCAB, tied: bool = False):
+    """A random Llama of width ``d`` and ``layers`` blocks (2 heads, FFN 2d; the head untied unless ``tied``),
+    in eval mode."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=d, intermediate_size=2 * d, num_hidden_layers=layers,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                      tie_word_embeddings=False)
+                      tie_word_embeddings=tied)
     return LlamaForCausalLM(cfg).eval()
 
 

@@ -125,12 +125,27 @@ def _seeking_errors(config: dict[str, Any]) -> list[str]:
         if config["lora"]["r"] > s["hidden_size"]:
             errors.append(f"lora.r {config['lora']['r']} exceeds pairs.{pair}'s student hidden_size: "
                           "seeking's SVD has no such rank")
-    k = config.get("seeking", {}).get("k")
+    k = config.get("seeking", {}).get("k") or 1
     for task in config["evaluation"]["tasks"]:
-        size = config["world"]["splits"].get(task, {}).get("extract")
-        if size is not None and size < (k or 1):
-            errors.append(f"world.splits.{task}.extract has {size} items; seeking needs {k or 1} (seeking.k)")
+        size, where = extract_size(config, task)
+        if size is not None and size < k:
+            errors.append(f"seeking.k {k} exceeds the extract split of {task}: {where} has {size} rows")
     return errors
+
+
+def extract_size(config: dict[str, Any], task: str) -> tuple[int | None, str]:
+    """Rows of a task's extract split, and where that number comes from: the toy world's split size, or the
+    pinned record count of the papers' file (cut by ``data.paper.limit``)."""
+    if config["data"]["source"] == "paper":
+        file = config["data"].get("paper", {}).get("files", {}).get(task, {}).get("extract")
+        if file is None:
+            return None, ""
+        limit = config["data"]["paper"].get("limit")
+        size = file["records"] if limit is None else min(file["records"], limit)
+        cut = "" if limit is None or limit >= file["records"] else f", cut to data.paper.limit {limit}"
+        return size, f"data.paper.files.{task}.extract ({file['path']}, {file['records']} records{cut})"
+    size = config["world"]["splits"].get(task, {}).get("extract")
+    return size, f"world.splits.{task}.extract"
 
 
 def _laten_errors(config: dict[str, Any]) -> list[str]:

@@ -74,8 +74,11 @@ def make_trainer_class():
             loss = self.method.supervised_weight * loss
             aux = self.method.aux_loss(model, {**inputs, **extras}, outputs)
             if aux is not None:
-                if num_items_in_batch is not None:  # the supervised loss is already scaled for accumulation
-                    aux = aux / self.args.gradient_accumulation_steps
+                if num_items_in_batch is not None:  # the supervised loss is already scaled for accumulation:
+                    # the aux term, a mean per micro-batch, is weighted by this optimizer step's micro-batch
+                    # count, which is smaller than gradient_accumulation_steps at an epoch's uneven end
+                    steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+                    aux = aux / steps
                 loss = loss + aux
             return (loss, outputs) if return_outputs else loss
 

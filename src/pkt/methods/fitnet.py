@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from pkt.layers.importance import IGNORE_INDEX
 from pkt.methods.base import LoraSettings, register
 from pkt.methods.semalign.method import SemAlign
+from pkt.methods.semalign.targets import residual_signal
 
 LOSSES = ("cosine", "mse")
 
@@ -101,20 +102,23 @@ class FitNet(SemAlign):
                 torch.save(method.projectors.state_dict(), folder / f"{PROJECTORS}.pt")
 
             def on_train_begin(self, args, state, control, **kwargs):
+                if state.global_step == 0:
+                    return
                 saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / f"{PROJECTORS}.pt"
-                if state.global_step > 0 and saved.is_file():
-                    method.projectors.load_state_dict(torch.load(saved, weights_only=True))
+                if not saved.is_file():  # the optimizer's moments would continue for a fresh projector
+                    raise FileNotFoundError(f"resuming fitnet at step {state.global_step}, but the checkpoint holds "
+                                            f"no projectors ({saved}); delete {saved.parent} to restart")
+                method.projectors.load_state_dict(torch.load(saved, weights_only=True))
 
         return [KeepProjectors()]
 
     def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
         """w_layer * mean over paired layers of hint(P s_S, s_T) at the response positions."""
         mask = inputs["labels"] != IGNORE_INDEX
-        counts = mask.sum(1).tolist()
-        examples = inputs["example_index"].tolist()
+        examples, counts = self.targets().examples_of(inputs)
         terms = []
         for i in self.layers:
-            signal = self.captured[i] - self.inputs_of[i] if self.signal == "delta" else self.captured[i]
+            signal = residual_signal(self.captured[i], self.inputs_of.get(i), self.signal)
             wanted = torch.cat(self.targets().teacher_layer(i + 1, examples, counts)).to(signal.device)
             projected = self.projectors[str(i)](signal[mask].float())
             terms.append(hint_loss(projected, wanted, self.config.loss))

@@ -73,7 +73,8 @@ class KD(Method):
         if self.config.kd_alpha == 0.0:
             return None
         mask = inputs["labels"] != IGNORE_INDEX
-        values, ids = self.targets().topk(inputs["example_index"].tolist(), mask.sum(1).tolist())
+        targets = self.targets()
+        values, ids = targets.topk(*targets.examples_of(inputs))
         logits = outputs.logits[predicting_positions(mask)]
         return self.config.kd_alpha * kd_term(logits, values.to(logits.device), ids.to(logits.device),
                                               self.config.temperature)

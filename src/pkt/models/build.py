@@ -177,3 +177,19 @@ def load_tensor(model_dir: str | os.PathLike[str], name: str):
         if name not in names:
             raise KeyError(f"no tensor {name!r} in {path / shard}")
         return f.get_tensor(name)
+
+
+def load_output_head(model_dir: str | os.PathLike[str]):
+    """The LM head [V, D] of a saved model, without building it: ``lm_head.weight``, or, for a model whose
+    head is tied to its input embedding (SmolLM2, Qwen2.5: the checkpoint stores no head), the embedding."""
+    import json
+
+    path = Path(model_dir)
+    try:
+        return load_tensor(path, "lm_head.weight")
+    except KeyError:
+        config = json.loads((path / "config.json").read_text())
+        if not config.get("tie_word_embeddings", False):
+            raise KeyError(f"{path} stores no lm_head.weight and its config.json does not tie it to the input "
+                           "embedding (tie_word_embeddings)") from None
+        return load_tensor(path, "model.embed_tokens.weight")

@@ -352,10 +352,12 @@ def seed_examples(records: list[dict], tokenizer, k: int | None, max_length: int
 
 
 def student_shapes(student_dir) -> tuple[dict[str, tuple[int, ...]], int]:
-    """Parameter shapes and depth of a saved student, built on the meta device (no weights are read)."""
+    """Parameter shapes and depth of a saved student, built on the meta device (no weights are read). A tied
+    LM head is listed under its own name too: an untied teacher's head has a place to go (the ``seeking``
+    method unties the student's head before the delta trick)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(student_dir)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    return {n: tuple(p.shape) for n, p in model.named_parameters()}, config.num_hidden_layers
+    return {n: tuple(p.shape) for n, p in model.named_parameters(remove_duplicate=False)}, config.num_hidden_layers

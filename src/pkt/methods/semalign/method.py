@@ -31,7 +31,7 @@ import torch
 from pkt.layers.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.methods.semalign.bases import layer_cosine_loss, onehot_output_loss, relational_loss, topk_kl
-from pkt.methods.semalign.targets import Targets
+from pkt.methods.semalign.targets import Targets, residual_signal
 
 VARIANTS = ("v1", "v2")
 
@@ -140,13 +140,12 @@ class SemAlign(Method):
         """w_layer * layer term + w_out * output term for this batch (module docstring)."""
         labels = inputs["labels"]
         mask = labels != IGNORE_INDEX
-        counts = mask.sum(1).tolist()
-        examples = inputs["example_index"].tolist()
         targets = self.targets()
+        examples, counts = targets.examples_of(inputs)
         layers = self.layers if self.config.variant == "v1" else [self.layers[self.frontier]]
         layer_terms = []
         for i in layers:
-            signal = self.captured[i] - self.inputs_of[i] if self.signal == "delta" else self.captured[i]
+            signal = residual_signal(self.captured[i], self.inputs_of.get(i), self.signal)
             wanted = [t.to(signal.device) for t in targets.layer(i + 1, examples, counts)]
             if self.config.variant == "v1":
                 layer_terms.append(layer_cosine_loss(signal[mask], torch.cat(wanted)))

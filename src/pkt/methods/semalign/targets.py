@@ -20,6 +20,7 @@ example index, checking that the student's supervised positions match in number.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -83,6 +84,23 @@ def trained_pairs(pairing: Mapping[str, Any], how: str, interpolate: bool) -> li
     return pairs
 
 
+def token_digests(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[str]:
+    """Per row, a short sha256 of its token ids (the unpadded ones, whatever the padding side): what ties a
+    stored target row to the exact example training feeds, beyond its count of supervised positions."""
+    ids, mask = input_ids.detach().cpu(), attention_mask.detach().cpu().bool()
+    return [hashlib.sha256(row[keep].numpy().astype(np.int64).tobytes()).hexdigest()[:16]
+            for row, keep in zip(ids, mask)]
+
+
+def residual_signal(output: torch.Tensor, layer_in: torch.Tensor | None, signal: str) -> torch.Tensor:
+    """A layer's signal: its output h_l (``output``), or its residual contribution h_l - h_(l-1) (``delta``),
+    subtracted in fp32: in bf16, where a large residual channel sits beside a small one, the rounded difference
+    can be off by as much as the contribution itself."""
+    if signal == "delta":
+        return output.float() - layer_in.float()
+    return output
+
+
 def layer_signals(model: nn.Module, batch: Mapping[str, torch.Tensor], layers: Sequence[int], signal: str
                   ) -> tuple[dict[int, torch.Tensor], Any]:
     """{layer (0-indexed): [B, T, D] signal} from one forward pass, and the model's outputs.
@@ -103,18 +121,22 @@ def layer_signals(model: nn.Module, batch: Mapping[str, torch.Tensor], layers: S
     finally:
         for h in handles:
             h.remove()
-    return {i: outs[i] - ins[i] if signal == "delta" else outs[i] for i in outs}, result
+    return {i: residual_signal(outs[i], ins.get(i), signal) for i in outs}, result
 
 
 @torch.no_grad()
 def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
-                    pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int
-                    ) -> dict[str, Any]:
-    """Run the teacher over ``batches`` (padded, in split order); return the arrays and index to store."""
+                    pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int,
+                    vocab: int | None = None) -> dict[str, Any]:
+    """Run the teacher over ``batches`` (padded, in split order); return the arrays and index to store.
+
+    The top-k logits are taken over the first ``vocab`` ids (the vocabulary shared with the student, default
+    all): a teacher that appended a token (WizardCoder's [PAD], id 32,000) must not hand the student an id
+    outside its head."""
     layers = sorted({t - 1 for p in pairs for t, _ in p["sources"]})
     rows: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
     raw: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
-    values, ids, counts = [], [], []
+    values, ids, counts, digests = [], [], [], []
     teacher.eval()
     device = next(teacher.parameters()).device
     for batch in batches:
@@ -125,17 +147,19 @@ def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Ten
         if not torch.equal(prev.sum(1), mask.sum(1)):
             raise ValueError("a supervised token at position 0 has no logits before it: the prompt must come first")
         counts += mask.sum(1).tolist()
+        digests += token_digests(batch["input_ids"], batch["attention_mask"])
         for p in pairs:
             mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])[mask]
             rows[p["student"]].append(semalign_map(mixed, matrix).cpu().numpy())
             raw[p["student"]].append(mixed.cpu().numpy())
-        top = out.logits[prev].float().topk(min(topk, out.logits.shape[-1]), dim=-1)
+        logits = out.logits[prev][:, :vocab]
+        top = logits.float().topk(min(topk, logits.shape[-1]), dim=-1)
         values.append(top.values.cpu().numpy())
         ids.append(top.indices.to(torch.int32).cpu().numpy())
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist() if counts else []
     return {"rows": {k: np.concatenate(v) for k, v in rows.items()},
             "teacher_rows": {k: np.concatenate(v) for k, v in raw.items()}, "topk_values": np.concatenate(values),
-            "topk_ids": np.concatenate(ids), "counts": counts, "offsets": offsets}
+            "topk_ids": np.concatenate(ids), "counts": counts, "offsets": offsets, "digests": digests}
 
 
 def semalign_map(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -147,19 +171,21 @@ def semalign_map(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 def student_map(teacher: nn.Module, student_dir: str | os.PathLike[str], names: Sequence[str],
                 shared_vocab_only: bool) -> tuple[torch.Tensor, int]:
-    """M = S_S S_T^T from the teacher's LM head and the saved student's (no student model is built), and the
-    size of the vocabulary the bases are aligned over."""
+    """M = S_S S_T^T from the teacher's LM head and the saved student's (no student model is built; a tied
+    student's head is its input embedding), computed on the teacher's device, and the size of the vocabulary
+    the bases are aligned over."""
     from pkt.methods.semalign.bases import mapping_matrix, semantic_bases, shared_vocab_size
-    from pkt.models.build import load_tensor
+    from pkt.models.build import load_output_head
 
-    head_t, head_s = teacher.get_output_embeddings().weight.detach(), load_tensor(student_dir, "lm_head.weight")
+    head_t = teacher.get_output_embeddings().weight.detach()
+    head_s = load_output_head(student_dir).to(head_t.device)
     m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *names, shared_vocab_only)
     return mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double())), m
 
 
 def write_task_targets(folder: Path, teacher: nn.Module, tokenizer, splits: Mapping[str, str | os.PathLike[str]],
                        pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, settings: TargetSettings,
-                       batch_size: int, max_length: int, meta: Mapping[str, Any]) -> None:
+                       batch_size: int, max_length: int, meta: Mapping[str, Any], vocab: int | None = None) -> None:
     """One task's targets: the train split's into ``folder``, the align split's (v1's alignment phase) into
     ``folder/align``; ``splits`` = {"train": path, "align": path}. The caller makes ``folder`` atomic."""
     from pkt.data.records import load_split, supervised_batches
@@ -169,7 +195,7 @@ def write_task_targets(folder: Path, teacher: nn.Module, tokenizer, splits: Mapp
         out = folder if name == "train" else folder / name
         out.mkdir(exist_ok=True)
         batches, length_rule = supervised_batches(load_split(split), tokenizer, batch_size, max_length)
-        computed = compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk)
+        computed = compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk, vocab)
         write_targets(out, computed, {**meta, "split": str(split), "pairs": pairs, "signal": settings.signal,
                                       "topk": settings.topk, "length_rule": length_rule,
                                       "wall_s": round(time.perf_counter() - start, 2)})
@@ -185,7 +211,8 @@ def write_targets(folder: str | os.PathLike[str], computed: Mapping[str, Any], m
     np.save(folder / "topk_values.npy", computed["topk_values"].astype(np.float32))
     np.save(folder / "topk_ids.npy", computed["topk_ids"].astype(np.int32))
     index = {**meta, "n_examples": len(computed["counts"]), "counts": computed["counts"],
-             "offsets": computed["offsets"], "layers": sorted(computed["rows"]), "layer_index_base": 1}
+             "offsets": computed["offsets"], "digests": computed["digests"], "layers": sorted(computed["rows"]),
+             "layer_index_base": 1}
     (folder / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
 
 
@@ -205,9 +232,33 @@ class Targets:
                              if (self.folder / f"teacher{k}.npy").is_file()}
         self.topk_values = np.load(self.folder / "topk_values.npy", mmap_mode="r")
         self.topk_ids = np.load(self.folder / "topk_ids.npy", mmap_mode="r")
+        self._checked: set[int] = set()  # examples whose token ids matched the stored digests
 
     def __len__(self) -> int:
         return self.index["n_examples"]
+
+    def examples_of(self, inputs: Mapping[str, torch.Tensor]) -> tuple[list[int], list[int]]:
+        """A training batch's example indices and supervised-position counts, each example's token ids checked
+        once against those the targets were computed from (another tokenizer with the same counts, e.g. one
+        that added a ``[PAD]``, would otherwise pass)."""
+        examples = inputs["example_index"].tolist()
+        counts = (inputs["labels"] != IGNORE_INDEX).sum(1).tolist()
+        if "digests" not in self.index:
+            raise ValueError(f"the targets at {self.folder} hold no token digests (written by an older version): "
+                             "rerun teacher_targets")
+        unchecked = [b for b, i in enumerate(examples) if i not in self._checked]
+        if unchecked:
+            digests = token_digests(inputs["input_ids"][unchecked], inputs["attention_mask"][unchecked])
+            for b, digest in zip(unchecked, digests):
+                i = examples[b]
+                if not 0 <= i < len(self):
+                    raise IndexError(f"example {i} is not in the targets at {self.folder} ({len(self)} examples)")
+                if self.index["digests"][i] != digest:
+                    raise ValueError(f"example {i}: its token ids differ from those the targets at {self.folder} "
+                                     "were computed from (another tokenizer, max_length or split?); rerun "
+                                     "teacher_targets")
+                self._checked.add(i)
+        return examples, counts
 
     def _slices(self, examples: Sequence[int], counts: Sequence[int]) -> list[slice]:
         out = []
