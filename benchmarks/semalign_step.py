@@ -24,7 +24,8 @@ import torch
 from pkt.layers.pairing import pair_layers
 from pkt.methods import get_method
 from pkt.methods.semalign.bases import map_teacher, map_two_step, mapping_matrix, semantic_bases
-from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs, write_targets
+from pkt.methods.semalign.store import write_targets
+from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs
 
 VOCAB, BATCH, PROMPT, LENGTH = 1500, 8, 24, 72
 

@@ -120,7 +120,7 @@ def make_batch(batch: int, seq: int, vocab: int) -> dict[str, torch.Tensor]:
 def write_inputs(folder: Path, args, shapes) -> None:
     """Random stored teacher targets (``semalign.targets.write_targets``) and Seeking factors for layer 0's modules."""
     from pkt.methods.seeking.extract import save_factors
-    from pkt.methods.semalign.targets import token_digests, write_targets
+    from pkt.methods.semalign.store import token_digests, write_targets
 
     (h, _, _, inter), d_t, k = shapes["student"], shapes["teacher"][0], args.pair_layer
     n_sup = args.seq - int(args.seq * PROMPT_FRACTION)

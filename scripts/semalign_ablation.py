@@ -9,7 +9,14 @@ from pathlib import Path
 from pkt.evaluation.evaluate import load_lm, run_task, task_options, use_adapter
 from pkt.io import atomic_dir, read_json, write_json
 from pkt.methods.semalign.ablation import result_path, variants
-from pkt.methods.semalign.targets import TARGET_FIELDS, TargetSettings, student_map, trained_pairs, write_task_targets
+from pkt.methods.semalign.targets import (
+    TARGET_FIELDS,
+    TargetSettings,
+    plan_targets,
+    student_map,
+    trained_pairs,
+    write_task_targets,
+)
 from pkt.models.build import load_model
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 from pkt.train import train
@@ -34,9 +41,9 @@ if __name__ == "__main__":
                 pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
                 targets_dir = root / slug / "targets"
                 with atomic_dir(targets_dir) as tmp:
-                    write_task_targets(tmp, teacher, tokenizer, {"train": inp.split, "align": inp.align}, pairs,
-                                       matrix, settings, sem["batch_size"], params.max_length, {"variant": slug},
-                                       vocab=vocab)
+                    plans = plan_targets(tokenizer, {"train": inp.split, "align": inp.align}, sem["batch_size"],
+                                         params.max_length)
+                    write_task_targets(tmp, teacher, plans, pairs, matrix, settings, {"variant": slug}, vocab=vocab)
             for seed in params.seeds:
                 setup_torch(snakemake.threads, seed)
                 out = root / slug / f"adapter-seed{seed}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from tiny_llama import batches, tiny
@@ -9,7 +10,8 @@ from tiny_llama import batches, tiny
 from pkt.layers.importance import decoder_layers
 from pkt.layers.pairing import pair_layers
 from pkt.methods.semalign.bases import map_teacher, mapping_matrix, semantic_bases
-from pkt.methods.semalign.targets import Targets, compute_targets, layer_signals, trained_pairs, write_targets
+from pkt.methods.semalign.store import Targets, write_targets
+from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs
 
 
 @pytest.fixture()
@@ -39,14 +41,14 @@ def test_pairs_come_from_the_pairing_file():
 def test_targets_read_back_equal_targets_computed_on_the_fly(setup):
     teacher, _, _, matrix, folder = setup
     targets = Targets(folder)
-    assert targets.layers == [2] and len(targets) == 6
+    assert targets.layers == [2] and len(targets) == 6 and targets.index["dtype"] == "float16"
     for i, batch in enumerate(batches()):
         signals, _ = layer_signals(teacher, batch, [3], "delta")
         mask = batch["labels"] != -100
         for b in range(mask.shape[0]):
             expected = map_teacher(signals[3][b][mask[b]], matrix)
             (stored,) = targets.layer(2, [3 * i + b], [int(mask[b].sum())])
-            assert torch.allclose(stored, expected, atol=1e-6)
+            assert stored.dtype == torch.float32 and torch.equal(stored, expected.half().float())  # fp16 on disk
     with pytest.raises(ValueError, match="supervised positions"):
         targets.layer(2, [0], [3])
 
@@ -188,3 +190,39 @@ def test_targets_refuse_a_batch_whose_ids_differ_with_the_same_counts(setup):
         Targets(folder).examples_of(other)
     padded = {**batch, "input_ids": batch["input_ids"].masked_fill(batch["attention_mask"] == 0, 7)}
     assert Targets(folder).examples_of(padded)[0] == [3, 4, 5]  # padding is not part of an example
+
+
+def test_half_precision_targets_give_the_losses_of_fp32_targets(setup, tmp_path):
+    """float16 rows (the default on disk) against float32 rows of the same targets: the v1 layer loss and KD's
+    top-k KL agree to the rounding of 11 significant bits (relative 2^-11), far below any training signal."""
+    from pkt.methods.kd import kd_term
+    from pkt.methods.semalign.bases import layer_cosine_loss
+
+    teacher, student, pairs, matrix, _ = setup
+    computed = compute_targets(teacher, batches(), pairs, matrix, "delta", topk=5)
+    for dtype in ("float16", "float32"):
+        (tmp_path / dtype).mkdir()
+        write_targets(tmp_path / dtype, computed, {"pairs": pairs}, dtype=dtype)
+    half, full = Targets(tmp_path / "float16"), Targets(tmp_path / "float32")
+    size = {dtype: (tmp_path / dtype / "layer2.npy").stat().st_size for dtype in ("float16", "float32")}
+    assert size["float16"] < 0.6 * size["float32"]
+    examples, counts = list(range(6)), computed["counts"]
+    assert torch.equal(torch.cat(full.layer(2, examples, counts)), torch.from_numpy(computed["rows"][2]))
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(sum(counts), 16, generator=gen)
+    exact = layer_cosine_loss(hidden, torch.cat(full.layer(2, examples, counts)))
+    rounded = layer_cosine_loss(hidden, torch.cat(half.layer(2, examples, counts)))
+    assert abs(float(rounded - exact)) < 2**-11 * float(exact)
+    logits = torch.randn(sum(counts), 50, generator=gen)
+    kl_full, kl_half = (kd_term(logits, *t.topk(examples, counts), temperature=2.0) for t in (full, half))
+    assert abs(float(kl_half - kl_full)) < 2**-11 * float(kl_full)
+
+
+def test_a_value_beyond_half_precision_is_refused_not_stored_as_inf(tmp_path):
+    from pkt.methods.semalign.store import TargetWriter
+
+    writer = TargetWriter(tmp_path, 2, {1: (3, 4)}, topk=2)
+    part = {"rows": {1: np.ones((2, 3))}, "teacher_rows": {1: np.full((2, 4), 7e4)}, "topk_values": np.ones((2, 2)),
+            "topk_ids": np.zeros((2, 2)), "counts": [2], "digests": ["d"]}
+    with pytest.raises(ValueError, match=r"teacher1.npy: a value of magnitude 7e\+04 does not fit float16"):
+        writer.add(part)

@@ -14,7 +14,8 @@ rule teacher_targets:
     benchmark:
         f"{LOGS}/teacher_targets/{{pair}}.benchmark.tsv"
     params:
-        targets=lambda wc: {k: config["semalign"][k] for k in ("pairs", "signal", "interpolate", "topk")},
+        targets=lambda wc: {k: config["semalign"][k] for k in ("pairs", "signal", "interpolate", "topk", "targets_dtype")},
+        max_gb=config["semalign"]["targets_max_gb"],
         shared_vocab_only=config["semalign"]["shared_vocab_only"],
         batch_size=config["semalign"]["batch_size"],
         tasks=EVAL_TASKS,

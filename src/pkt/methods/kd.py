@@ -25,7 +25,7 @@ import torch
 from pkt.layers.importance import IGNORE_INDEX, predicting_positions
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.methods.semalign.bases import topk_kl
-from pkt.methods.semalign.targets import Targets
+from pkt.methods.semalign.store import Targets
 
 
 def kd_term(student_logits: torch.Tensor, teacher_values: torch.Tensor, teacher_ids: torch.Tensor,

@@ -150,15 +150,30 @@ def load_model(model_dir: str | os.PathLike[str], device: str = "cpu", dtype: st
     """Load a saved model and its tokenizer for inference, on ``device`` in ``dtype`` (default: the run's,
     :func:`run_dtype`), naming the directory if it is missing. The weights load straight onto the device."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    path = Path(model_dir)
+    tokenizer = load_tokenizer(path)
+    dtype = getattr(torch, dtype or run_dtype(device))
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device).eval()
+    return model, tokenizer
+
+
+def load_tokenizer(model_dir: str | os.PathLike[str]):
+    """A saved model's tokenizer, with a pad token (Llama tokenizers have none), naming a missing model."""
+    from transformers import AutoTokenizer
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no model at {path} (config.json missing): run prepare_model first")
-    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path))  # Llama tokenizers have none
-    dtype = getattr(torch, dtype or run_dtype(device))
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device).eval()
-    return model, tokenizer
+    return ensure_pad_token(AutoTokenizer.from_pretrained(path))
+
+
+def saved_config(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved model's ``config.json`` (its sizes), read without building anything."""
+    import json
+
+    return json.loads((Path(model_dir) / "config.json").read_text())
 
 
 def load_tensor(model_dir: str | os.PathLike[str], name: str):
@@ -182,14 +197,11 @@ def load_tensor(model_dir: str | os.PathLike[str], name: str):
 def load_output_head(model_dir: str | os.PathLike[str]):
     """The LM head [V, D] of a saved model, without building it: ``lm_head.weight``, or, for a model whose
     head is tied to its input embedding (SmolLM2, Qwen2.5: the checkpoint stores no head), the embedding."""
-    import json
-
     path = Path(model_dir)
     try:
         return load_tensor(path, "lm_head.weight")
     except KeyError:
-        config = json.loads((path / "config.json").read_text())
-        if not config.get("tie_word_embeddings", False):
+        if not saved_config(path).get("tie_word_embeddings", False):
             raise KeyError(f"{path} stores no lm_head.weight and its config.json does not tie it to the input "
                            "embedding (tie_word_embeddings)") from None
         return load_tensor(path, "model.embed_tokens.weight")

@@ -31,7 +31,8 @@ import torch
 from pkt.layers.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.methods.semalign.bases import layer_cosine_loss, onehot_output_loss, relational_loss, topk_kl
-from pkt.methods.semalign.targets import Targets, residual_signal
+from pkt.methods.semalign.store import Targets
+from pkt.methods.semalign.targets import residual_signal
 
 VARIANTS = ("v1", "v2")
 

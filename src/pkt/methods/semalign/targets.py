@@ -4,27 +4,18 @@ The ``teacher_targets`` rule runs the teacher over a task's train split (the sam
 length rule as training: :func:`pkt.data.records.encode_split`), takes the signal of each trained pair's teacher
 layer at every supervised position (the response tokens), interpolates between two teacher layers where
 the pairing says so, maps it into the student's space through the semantic bases
-(:func:`pkt.methods.semalign.bases.map_teacher`) and writes, per task folder:
-
-* ``layer<k>.npy``: float32 [N, D_S], the targets of student layer k (1-indexed), one row per supervised
-  position, examples one after another in the order of the encoded split;
-* ``teacher<k>.npy``: float32 [N, D_T], the same positions' teacher signal *before* the map (FitNet's target,
-  which a learned projector reaches instead of the vocabulary-defined map);
-* ``topk_values.npy`` / ``topk_ids.npy``: [N, topk], the teacher's largest next-token logits and their
-  ids at the position before each supervised token (v2's KL term);
-* ``index.json``: per example the row offset and count, the trained pairs and every setting.
-
-:class:`Targets` reads them memory-mapped (``numpy.load(mmap_mode="r")``) and gathers a batch's rows by
-example index, checking that the student's supervised positions match in number.
+(:func:`pkt.methods.semalign.bases.map_teacher`), and keeps the teacher's top-k next-token logits.
+:func:`target_batches` yields those rows batch by batch; :func:`write_task_targets` streams them into a
+task folder (:mod:`pkt.methods.semalign.store`: the files, their precision, and :class:`Targets`, which
+reads them back). :func:`plan_targets` counts the rows and bytes from the tokenised splits alone, so a job
+that would fill the disk is refused before the teacher is loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +26,10 @@ from torch import nn
 
 from pkt.layers.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.layers.pairing import interpolation
+from pkt.methods.semalign.store import DTYPES, TargetWriter, row_bytes, supervised_rows, token_digests
 
 SIGNALS = ("delta", "output")
-TARGET_FIELDS = ("pairs", "signal", "interpolate", "topk")  # the semalign keys that decide the targets
+TARGET_FIELDS = ("pairs", "signal", "interpolate", "topk", "targets_dtype")  # semalign keys deciding targets
 PAIRS = ("critical", "all")
 
 
@@ -49,6 +41,7 @@ class TargetSettings:
     signal: str = "delta"  # delta: the layer's residual contribution h_l - h_(l-1); output: h_l
     interpolate: bool = True  # (1 - lambda) h^(a) + lambda h^(b) where the depth ratio is not integral
     topk: int = 32  # teacher logits kept per position for the KL term
+    targets_dtype: str = "float16"  # rows on disk (pkt.methods.semalign.store)
 
     def __post_init__(self) -> None:
         if self.pairs not in PAIRS:
@@ -57,6 +50,8 @@ class TargetSettings:
             raise ValueError(f"semalign.signal must be one of {SIGNALS}, got {self.signal!r}")
         if self.topk < 1:
             raise ValueError(f"semalign.topk must be >= 1, got {self.topk}")
+        if self.targets_dtype not in DTYPES:
+            raise ValueError(f"semalign.targets_dtype must be one of {DTYPES}, got {self.targets_dtype!r}")
 
 
 def trained_pairs(pairing: Mapping[str, Any], how: str, interpolate: bool) -> list[dict[str, Any]]:
@@ -82,14 +77,6 @@ def trained_pairs(pairing: Mapping[str, Any], how: str, interpolate: bool) -> li
             sources = [(teacher, 1.0)]
         pairs.append({"student": k, "sources": sources})
     return pairs
-
-
-def token_digests(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[str]:
-    """Per row, a short sha256 of its token ids (the unpadded ones, whatever the padding side): what ties a
-    stored target row to the exact example training feeds, beyond its count of supervised positions."""
-    ids, mask = input_ids.detach().cpu(), attention_mask.detach().cpu().bool()
-    return [hashlib.sha256(row[keep].numpy().astype(np.int64).tobytes()).hexdigest()[:16]
-            for row, keep in zip(ids, mask)]
 
 
 def residual_signal(output: torch.Tensor, layer_in: torch.Tensor | None, signal: str) -> torch.Tensor:
@@ -125,18 +112,17 @@ def layer_signals(model: nn.Module, batch: Mapping[str, torch.Tensor], layers: S
 
 
 @torch.no_grad()
-def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
-                    pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int,
-                    vocab: int | None = None) -> dict[str, Any]:
-    """Run the teacher over ``batches`` (padded, in split order); return the arrays and index to store.
+def target_batches(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
+                   pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int,
+                   vocab: int | None = None) -> Iterator[dict[str, Any]]:
+    """Run the teacher over ``batches`` (padded, in split order), yielding each batch's float32 rows: per pair
+    the mapped (``rows``) and unmapped (``teacher_rows``) signal, the top-k logits and ids, the per-example
+    counts of supervised positions and digests of the token ids.
 
     The top-k logits are taken over the first ``vocab`` ids (the vocabulary shared with the student, default
     all): a teacher that appended a token (WizardCoder's [PAD], id 32,000) must not hand the student an id
     outside its head."""
     layers = sorted({t - 1 for p in pairs for t, _ in p["sources"]})
-    rows: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
-    raw: dict[int, list[np.ndarray]] = {p["student"]: [] for p in pairs}
-    values, ids, counts, digests = [], [], [], []
     teacher.eval()
     device = next(teacher.parameters()).device
     for batch in batches:
@@ -146,20 +132,32 @@ def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Ten
         prev = predicting_positions(mask)
         if not torch.equal(prev.sum(1), mask.sum(1)):
             raise ValueError("a supervised token at position 0 has no logits before it: the prompt must come first")
-        counts += mask.sum(1).tolist()
-        digests += token_digests(batch["input_ids"], batch["attention_mask"])
+        part: dict[str, Any] = {"rows": {}, "teacher_rows": {}, "counts": mask.sum(1).tolist(),
+                                "digests": token_digests(batch["input_ids"], batch["attention_mask"])}
         for p in pairs:
             mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])[mask]
-            rows[p["student"]].append(semalign_map(mixed, matrix).cpu().numpy())
-            raw[p["student"]].append(mixed.cpu().numpy())
+            part["rows"][p["student"]] = semalign_map(mixed, matrix).cpu().numpy()
+            part["teacher_rows"][p["student"]] = mixed.cpu().numpy()
         logits = out.logits[prev][:, :vocab]
         top = logits.float().topk(min(topk, logits.shape[-1]), dim=-1)
-        values.append(top.values.cpu().numpy())
-        ids.append(top.indices.to(torch.int32).cpu().numpy())
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist() if counts else []
-    return {"rows": {k: np.concatenate(v) for k, v in rows.items()},
-            "teacher_rows": {k: np.concatenate(v) for k, v in raw.items()}, "topk_values": np.concatenate(values),
-            "topk_ids": np.concatenate(ids), "counts": counts, "offsets": offsets, "digests": digests}
+        part["topk_values"] = top.values.cpu().numpy()
+        part["topk_ids"] = top.indices.to(torch.int32).cpu().numpy()
+        yield part
+
+
+def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
+                    pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int,
+                    vocab: int | None = None) -> dict[str, Any]:
+    """:func:`target_batches` gathered in memory (tests, benchmarks; a job streams them to disk instead)."""
+    parts = list(target_batches(teacher, batches, pairs, matrix, signal, topk, vocab))
+    counts = [n for part in parts for n in part["counts"]]
+    return {"rows": {k: np.concatenate([part["rows"][k] for part in parts]) for k in parts[0]["rows"]},
+            "teacher_rows": {k: np.concatenate([part["teacher_rows"][k] for part in parts])
+                             for k in parts[0]["teacher_rows"]},
+            "topk_values": np.concatenate([part["topk_values"] for part in parts]),
+            "topk_ids": np.concatenate([part["topk_ids"] for part in parts]), "counts": counts,
+            "offsets": np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist(),
+            "digests": [d for part in parts for d in part["digests"]]}
 
 
 def semalign_map(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -183,114 +181,56 @@ def student_map(teacher: nn.Module, student_dir: str | os.PathLike[str], names: 
     return mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double())), m
 
 
-def write_task_targets(folder: Path, teacher: nn.Module, tokenizer, splits: Mapping[str, str | os.PathLike[str]],
-                       pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, settings: TargetSettings,
-                       batch_size: int, max_length: int, meta: Mapping[str, Any], vocab: int | None = None) -> None:
-    """One task's targets: the train split's into ``folder``, the align split's (v1's alignment phase) into
-    ``folder/align``; ``splits`` = {"train": path, "align": path}. The caller makes ``folder`` atomic."""
+def plan_targets(tokenizer, splits: Mapping[str, str | os.PathLike[str]], batch_size: int, max_length: int
+                 ) -> dict[str, dict[str, Any]]:
+    """{split name: {"split", "batches", "length_rule", "rows"}}: one task's splits tokenised and batched as the
+    teacher will see them, with the rows their targets take (the size is known before the teacher runs)."""
     from pkt.data.records import load_split, supervised_batches
 
+    plans = {}
     for name, split in splits.items():
+        batches, length_rule = supervised_batches(load_split(split), tokenizer, batch_size, max_length)
+        plans[name] = {"split": str(split), "batches": batches, "length_rule": length_rule,
+                       "rows": supervised_rows(batches)}
+    return plans
+
+
+def planned_bytes(plans: Mapping[str, Mapping[str, Any]], n_pairs: int, d_student: int, d_teacher: int,
+                  topk: int, dtype: str) -> int:
+    """Disk the targets of :func:`plan_targets`' splits take, ``n_pairs`` trained pairs each."""
+    widths = {k: (d_student, d_teacher) for k in range(n_pairs)}
+    return sum(plan["rows"] for plan in plans.values()) * row_bytes(widths, topk, dtype)
+
+
+def check_disk(pair: str, plans: Mapping[str, Mapping[str, Mapping[str, Any]]],
+               pairs: Mapping[str, Sequence[Mapping[str, Any]]], d_student: int, d_teacher: int, topk: int,
+               dtype: str, max_gb: float) -> tuple[int, int]:
+    """(response tokens, bytes) of a pair's targets over every task ({task: plans}, {task: trained pairs});
+    a ValueError naming ``semalign.targets_max_gb`` when the bytes exceed it."""
+    rows = sum(plan["rows"] for by_split in plans.values() for plan in by_split.values())
+    total = sum(planned_bytes(plans[task], len(pairs[task]), d_student, d_teacher, topk, dtype) for task in plans)
+    if total > max_gb * 1e9:
+        raise ValueError(f"the targets of pair {pair} would take {total / 1e9:.1f} GB ({rows} response tokens, "
+                         f"{max(len(p) for p in pairs.values())} layer pair(s), {dtype}), over "
+                         f"semalign.targets_max_gb {max_gb}: raise it, or align fewer pairs (semalign.pairs: critical)")
+    return rows, total
+
+
+def write_task_targets(folder: Path, teacher: nn.Module, plans: Mapping[str, Mapping[str, Any]],
+                       pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, settings: TargetSettings,
+                       meta: Mapping[str, Any], vocab: int | None = None) -> None:
+    """One task's targets, streamed to disk: the train split's into ``folder``, the align split's (v1's
+    alignment phase) into ``folder/align``; ``plans`` from :func:`plan_targets` over {"train": path, "align":
+    path}. The caller makes ``folder`` atomic."""
+    d_teacher = teacher.get_output_embeddings().weight.shape[1]
+    width = min(settings.topk, vocab or teacher.get_output_embeddings().weight.shape[0])
+    for name, plan in plans.items():
         start = time.perf_counter()
         out = folder if name == "train" else folder / name
-        out.mkdir(exist_ok=True)
-        batches, length_rule = supervised_batches(load_split(split), tokenizer, batch_size, max_length)
-        computed = compute_targets(teacher, batches, pairs, matrix, settings.signal, settings.topk, vocab)
-        write_targets(out, computed, {**meta, "split": str(split), "pairs": pairs, "signal": settings.signal,
-                                      "topk": settings.topk, "length_rule": length_rule,
-                                      "wall_s": round(time.perf_counter() - start, 2)})
-
-
-def write_targets(folder: str | os.PathLike[str], computed: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-    """The arrays as .npy files and ``index.json`` into ``folder`` (the caller makes it atomic)."""
-    folder = Path(folder)
-    for k, array in computed["rows"].items():
-        np.save(folder / f"layer{k}.npy", array.astype(np.float32))
-    for k, array in computed.get("teacher_rows", {}).items():
-        np.save(folder / f"teacher{k}.npy", array.astype(np.float32))
-    np.save(folder / "topk_values.npy", computed["topk_values"].astype(np.float32))
-    np.save(folder / "topk_ids.npy", computed["topk_ids"].astype(np.int32))
-    index = {**meta, "n_examples": len(computed["counts"]), "counts": computed["counts"],
-             "offsets": computed["offsets"], "digests": computed["digests"], "layers": sorted(computed["rows"]),
-             "layer_index_base": 1}
-    (folder / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
-
-
-class Targets:
-    """Stored teacher targets of one task, memory-mapped; rows gathered per batch by example index."""
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        index_file = self.folder / "index.json"
-        if not index_file.is_file():
-            raise FileNotFoundError(f"no teacher targets at {self.folder} (index.json missing): run teacher_targets")
-        self.index = json.loads(index_file.read_text())
-        self.layers: list[int] = self.index["layers"]
-        self.pairs: list[dict[str, Any]] = self.index["pairs"]
-        self.rows = {k: np.load(self.folder / f"layer{k}.npy", mmap_mode="r") for k in self.layers}
-        self.teacher_rows = {k: np.load(self.folder / f"teacher{k}.npy", mmap_mode="r") for k in self.layers
-                             if (self.folder / f"teacher{k}.npy").is_file()}
-        self.topk_values = np.load(self.folder / "topk_values.npy", mmap_mode="r")
-        self.topk_ids = np.load(self.folder / "topk_ids.npy", mmap_mode="r")
-        self._checked: set[int] = set()  # examples whose token ids matched the stored digests
-
-    def __len__(self) -> int:
-        return self.index["n_examples"]
-
-    def examples_of(self, inputs: Mapping[str, torch.Tensor]) -> tuple[list[int], list[int]]:
-        """A training batch's example indices and supervised-position counts, each example's token ids checked
-        once against those the targets were computed from (another tokenizer with the same counts, e.g. one
-        that added a ``[PAD]``, would otherwise pass)."""
-        examples = inputs["example_index"].tolist()
-        counts = (inputs["labels"] != IGNORE_INDEX).sum(1).tolist()
-        if "digests" not in self.index:
-            raise ValueError(f"the targets at {self.folder} hold no token digests (written by an older version): "
-                             "rerun teacher_targets")
-        unchecked = [b for b, i in enumerate(examples) if i not in self._checked]
-        if unchecked:
-            digests = token_digests(inputs["input_ids"][unchecked], inputs["attention_mask"][unchecked])
-            for b, digest in zip(unchecked, digests):
-                i = examples[b]
-                if not 0 <= i < len(self):
-                    raise IndexError(f"example {i} is not in the targets at {self.folder} ({len(self)} examples)")
-                if self.index["digests"][i] != digest:
-                    raise ValueError(f"example {i}: its token ids differ from those the targets at {self.folder} "
-                                     "were computed from (another tokenizer, max_length or split?); rerun "
-                                     "teacher_targets")
-                self._checked.add(i)
-        return examples, counts
-
-    def _slices(self, examples: Sequence[int], counts: Sequence[int]) -> list[slice]:
-        out = []
-        for i, n in zip(examples, counts):
-            if not 0 <= i < len(self):
-                raise IndexError(f"example {i} is not in the targets at {self.folder} ({len(self)} examples)")
-            if self.index["counts"][i] != n:
-                raise ValueError(f"example {i}: {n} supervised positions in training but "
-                                 f"{self.index['counts'][i]} in the stored targets: the tokens differ "
-                                 "(another tokenizer, max_length or split?); rerun teacher_targets")
-            out.append(slice(self.index["offsets"][i], self.index["offsets"][i] + n))
-        return out
-
-    def layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
-        """Per example, the [count, D_S] targets of student layer k."""
-        return [torch.from_numpy(np.array(self.rows[k][s])) for s in self._slices(examples, counts)]  # copies
-
-    def teacher_layer_width(self, k: int) -> int:
-        """D_T of the unmapped teacher signal paired with student layer k."""
-        self.teacher_layer(k, [], [])  # names the missing file, if any
-        return int(self.teacher_rows[k].shape[1])
-
-    def teacher_layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
-        """Per example, the [count, D_T] unmapped teacher signal paired with student layer k (FitNet)."""
-        if k not in self.teacher_rows:
-            raise FileNotFoundError(f"no unmapped teacher signal for student layer {k} at {self.folder} "
-                                    f"(teacher{k}.npy): targets written before FitNet existed; rerun teacher_targets")
-        return [torch.from_numpy(np.array(self.teacher_rows[k][s])) for s in self._slices(examples, counts)]
-
-    def topk(self, examples: Sequence[int], counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's stored top-k logits and ids, concatenated in example order: ([N, k], [N, k])."""
-        slices = self._slices(examples, counts)
-        values = np.concatenate([self.topk_values[s] for s in slices])  # a new, writable array
-        ids = np.concatenate([self.topk_ids[s] for s in slices]).astype(np.int64)
-        return torch.from_numpy(values), torch.from_numpy(ids)
+        widths = {p["student"]: (matrix.shape[0], d_teacher) for p in pairs}
+        writer = TargetWriter(out, plan["rows"], widths, width, settings.targets_dtype)
+        for part in target_batches(teacher, plan["batches"], pairs, matrix, settings.signal, settings.topk, vocab):
+            writer.add(part)
+        writer.close({**meta, "split": plan["split"], "pairs": pairs, "signal": settings.signal,
+                      "topk": settings.topk, "length_rule": plan["length_rule"],
+                      "wall_s": round(time.perf_counter() - start, 2)})
