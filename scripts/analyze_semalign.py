@@ -14,8 +14,8 @@ if __name__ == "__main__":
         setup_torch(snakemake.threads, seed=0)
         params, inp, out = snakemake.params, snakemake.input, snakemake.output
         device = resolve_device(params.device)  # the run's device and dtype: a 13B teacher in bf16 on the GPU
-        teacher, tokenizer = load_model(inp.teacher, device)
-        student, _ = load_model(inp.student, device)
+        teacher, _ = load_model(inp.teacher, device)
+        student, tokenizer = load_model(inp.student, device)  # the student's ids and pad: valid in both models
         records = load_split(inp.split)[: params.n_items]
         batches, _ = supervised_batches(records, tokenizer, 16, params.max_length)
         teacher_h, student_h = layer_outputs(teacher, batches), layer_outputs(student, batches)

@@ -17,7 +17,7 @@ from pkt.methods.semalign.targets import (
     trained_pairs,
     write_task_targets,
 )
-from pkt.models.build import load_model
+from pkt.models.build import load_model, load_tokenizer
 from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
 from pkt.train import train
 
@@ -36,7 +36,8 @@ if __name__ == "__main__":
             if variant["targets"]:  # another signal or interpolation: this variant's own teacher targets
                 settings = dataclasses.replace(configured, **variant["targets"])
                 if teacher is None:
-                    teacher, tokenizer = load_model(inp.teacher, device)
+                    teacher, _ = load_model(inp.teacher, device)
+                    tokenizer = load_tokenizer(inp.student)  # training's ids (a teacher's extra [PAD] never enters)
                     matrix, vocab = student_map(teacher, inp.student, params.models, sem["shared_vocab_only"])
                 pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
                 targets_dir = root / slug / "targets"

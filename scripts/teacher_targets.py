@@ -27,7 +27,7 @@ if __name__ == "__main__":
         setup_torch(snakemake.threads, seed=0)
         params, inp = snakemake.params, snakemake.input
         settings = TargetSettings(**params.targets)
-        tokenizer = load_tokenizer(inp.teacher)
+        tokenizer = load_tokenizer(inp.student)  # training's ids; a teacher's extra token (a [PAD]) never enters
         teacher_cfg, student_cfg = saved_config(inp.teacher), saved_config(inp.student)
         tasks = list(zip(params.tasks, inp.splits, inp.align, inp.pairings, snakemake.output))
         plans = {task: plan_targets(tokenizer, {"train": split, "align": align}, params.batch_size, params.max_length)

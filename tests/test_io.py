@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pkt.io import atomic_dir, atomic_path, read_json, sha256_dir, write_json
+from pkt.io import atomic_dir, atomic_path, read_json, read_jsonl, sha256_dir, write_json, write_jsonl
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -37,3 +37,10 @@ def test_json_round_trip_and_dir_hash(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.json"):
         read_json(tmp_path / "nothing.json")
+
+
+def test_a_jsonl_record_holding_line_separators_reads_back_whole(tmp_path):
+    """JSON strings may hold U+0085 and U+2028 raw (the LaTen MMLU align split does): a record per "\\n" line."""
+    records = [{"text": "fat\x85mass"}, {"text": "a\u2028b\u2029c\x0bd\x1ce"}, {"text": "plain"}]
+    write_jsonl(tmp_path / "r.jsonl", records)
+    assert read_jsonl(tmp_path / "r.jsonl") == records

@@ -12,22 +12,29 @@ from pkt.methods import LoraSettings
 from pkt.models.build import llama_config
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """A tiny student and two LoRA adapters whose B matrices are random (so each changes the logits)."""
+@pytest.fixture(scope="module", params=["llama", "llama-tied", "qwen2-tied"])
+def saved(request, tmp_path_factory):
+    """A tiny student and two LoRA adapters (every module, the embedding and LM head too) whose B matrices are
+    random (so each changes the logits); untied Llama, and the tied Llama and Qwen2 of SmolLM2 and Qwen2.5."""
     from conftest import small_world
     from peft import get_peft_model
-    from transformers import LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     root = tmp_path_factory.mktemp("lm")
     tok = train_tokenizer(generate(small_world()).corpora["teacher"], vocab_size=400)
     arch = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "max_position_embeddings": 64}
+    config = llama_config(arch, tok)
+    if request.param == "qwen2-tied":
+        config = AutoConfig.for_model("qwen2", **{k: v for k, v in config.to_dict().items() if k in (
+            "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")})
+    config.tie_word_embeddings = request.param.endswith("tied")
     torch.manual_seed(0)
-    LlamaForCausalLM(llama_config(arch, tok)).save_pretrained(root / "model")
+    AutoModelForCausalLM.from_config(config).save_pretrained(root / "model")
     tok.save_pretrained(root / "model")
     for i, task in enumerate(("task_a", "task_b")):
         torch.manual_seed(10 + i)
-        peft = get_peft_model(LlamaForCausalLM.from_pretrained(root / "model"), LoraSettings(r=4).peft_config())
+        peft = get_peft_model(AutoModelForCausalLM.from_pretrained(root / "model"), LoraSettings(r=4).peft_config())
         for name, param in peft.named_parameters():
             if "lora_B" in name:
                 torch.nn.init.normal_(param, std=0.5)

@@ -98,9 +98,14 @@ def test_scores_validated(bad):
         pair_layers(bad, [1.0])
 
 
-def test_student_deeper_than_teacher_rejected():
-    with pytest.raises(ValueError, match="deeper than teacher"):
-        pair_layers([1.0, 2.0], [1.0, 2.0, 3.0])
+def test_a_teacher_shallower_than_its_student_is_paired_by_the_same_rules():
+    """SmolLM2's 24-layer teacher and 32-layer student, at 3 -> 4: l_T(k) = max(1, floor(3k/4)) = 1, 1, 2, 3."""
+    out = pair_layers([0.1, 0.9, 0.2], [0.4, 0.3, 0.2, 0.1])
+    assert [row["teacher"] for row in out["depth_map"]] == [1, 1, 2, 3]
+    assert out["l_star"]["layer"] == 2 and out["pair"] == {"teacher": 2, "student": 3}  # k† = min{k: l_T(k) >= 2}
+    assert out["interpolation"] == {"k": 3, "u": 2.25, "u_exact": "9/4", "a": 2, "b": 3, "lambda": 0.25}
+    assert out["seeking"]["teacher_layers"] is None and out["seeking"]["map"] == []
+    assert "undefined: the student is deeper" in out["seeking"]["rule"]
 
 
 TEACHER_5 = [0.1, 0.2, 0.9, 0.3, 0.4]

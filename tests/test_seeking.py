@@ -347,3 +347,24 @@ def test_a_tied_student_is_unchanged_at_step_0_and_its_adapter_reproduces_traini
     loaded = PeftModel.from_pretrained(vanilla(), str(tmp_path / "adapter")).eval()
     assert (logits(loaded, ids) - trained).abs().max() < 1e-5
     assert (trained - logits(student, ids)).abs().max() > 1e-3
+
+
+def test_a_teacher_with_appended_tokens_gives_the_shared_rows_of_its_embedding():
+    """WizardCoder (32,001 tokens) -> Llama-2-7B (32,000): the embedding and head blocks are cut from the
+    teacher's first 32,000 rows, as if the appended token were not there."""
+    from tiny_llama import tiny
+
+    teacher, student = tiny(24, 4, 0, vocab=51), tiny(16, 2, 1, vocab=50)
+    sens, _ = sensitivity(teacher, seeds(), disable_progress=True)
+    shapes = {n: tuple(p.shape) for n, p in student.named_parameters()}
+    weights = dict(teacher.named_parameters())
+    factors, record = extract(weights, sens, shapes, 4, 2, rank=4, settings=ExtractSettings())
+    cut = {n: (w[:50] if "embed_tokens" in n or "lm_head" in n else w) for n, w in weights.items()}
+    cut_sens = {n: (s[:50] if "embed_tokens" in n or "lm_head" in n else s) for n, s in sens.items()}
+    expected, _ = extract(cut, cut_sens, shapes, 4, 2, rank=4, settings=ExtractSettings())
+    for module in ("model.embed_tokens", "lm_head"):
+        assert all(torch.equal(x, y) for x, y in zip(factors[module], expected[module]))
+    assert {m["teacher_rows"] for m in record["matrices"] if m["group"] == "embedding"} == {51}
+    with pytest.raises(ValueError, match="vocabularies differ"):  # a student with rows the teacher lacks
+        extract(cut, cut_sens, {**shapes, "model.embed_tokens.weight": (51, 16)}, 4, 2, rank=4,
+                settings=ExtractSettings())

@@ -61,8 +61,8 @@ def _model_source_errors(name: str, m: dict[str, Any]) -> list[str]:
     if "hub" in m:
         errors = [f"models.{name}.{key}: a hub model is not pretrained here; remove it"
                   for key in ("corpus", "pretrain") if key in m]
-        if "vocab_size" not in m:
-            errors.append(f"models.{name}.vocab_size: required for a hub model (its config.json's vocab_size)")
+        errors += [f"models.{name}.{key}: required for a hub model (its config.json's {hf})"
+                   for key, hf in (("vocab_size", "vocab_size"), ("architecture", "architectures[0]")) if key not in m]
         return errors
     errors = [f"models.{name}.{key}: required for a toy model (or give models.{name}.hub)"
               for key in ("corpus", "pretrain") if key not in m]

@@ -90,7 +90,13 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"expected a JSONL file at {p}, found none")
-    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in jsonl_lines(p.read_text(encoding="utf-8")) if line.strip()]
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text, split at "\n" only: ``str.splitlines`` also splits at U+0085, U+2028 and other
+    separators that a JSON string may hold raw (the MMLU align split of the LaTen release has a U+0085)."""
+    return text.split("\n")
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pkt.data.records import make_record, write_manifest, write_split
+from pkt.io import jsonl_lines
 
 log = logging.getLogger(__name__)
 KEPT_FIELDS = {"id": "source_id", "category": "category", "dataset": "source_dataset"}
@@ -41,16 +42,10 @@ def read_checked(location: str, path: str, sha256: str) -> bytes:
     return raw
 
 
-def jsonl_lines(raw: bytes) -> list[str]:
-    """The lines of a JSONL file: split at "\n" only. ``str.splitlines`` also splits at U+0085, U+2028 and
-    other separators that JSON strings may hold raw (the MMLU align split has a U+0085 inside an answer)."""
-    return raw.decode("utf-8").split("\n")
-
-
 def convert(raw: bytes, task: str, source: str, limit: int | None = None) -> list[dict[str, Any]]:
     """The JSONL records of one split file as task records (first ``limit`` only when given)."""
     records = []
-    for number, line in enumerate(jsonl_lines(raw), start=1):
+    for number, line in enumerate(jsonl_lines(raw.decode("utf-8")), start=1):
         if not line.strip():
             continue
         if limit is not None and len(records) == limit:
@@ -74,7 +69,7 @@ def load_paper_splits(paper: dict[str, Any], tasks: list[str]) -> dict[str, dict
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for (task, split), data in raw.items():
         source, pinned = paper["files"][task][split]["path"], paper["files"][task][split].get("records")
-        rows = sum(1 for line in jsonl_lines(data) if line.strip())
+        rows = sum(1 for line in jsonl_lines(data.decode("utf-8")) if line.strip())
         if pinned is not None and rows != pinned:
             raise ValueError(f"data.paper.files.{task}.{split}.records is {pinned}, but {source} has {rows} rows")
         out.setdefault(task, {})[split] = convert(data, task, source, paper.get("limit"))

@@ -72,20 +72,23 @@ def load_lm(
     one. By default the model is a ``PeftModel`` holding each adapter under its name. With ``merge`` the
     plain model is kept and :func:`use_adapter` evaluates a copy of it with the adapter merged into the
     weights (W + s B A): the same function without peft's per-module LoRA branch, about twice as fast to
-    generate from on CPU for a toy model, at the cost of a second copy of the weights. Models with tied
-    input and output embeddings keep switching (merging an embedding LoRA would change the LM head too).
+    generate from on CPU for a toy model, at the cost of a second copy of the weights. A model whose LM head
+    is tied to its input embedding (SmolLM2, Qwen2.5) gets its own copy of the head before any adapter is
+    applied (:func:`pkt.models.build.untie_output_head`): the embedding's and the head's LoRA then change
+    only their own module, merged or not, and lm-eval's re-tying (``tie_weights``) has nothing to undo.
     Loading once matters: the model and tokenizer load, not the scoring, is most of a toy task's time.
     """
     import torch
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pkt.models.build import run_dtype
+    from pkt.models.build import run_dtype, untie_output_head
 
     dtype = getattr(torch, run_dtype(device))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
-    merge = merge and not getattr(model.config, "tie_word_embeddings", False)
+    if adapters:
+        untie_output_head(model)
     if adapters and not merge:
         from peft import PeftModel
 

@@ -14,10 +14,11 @@ All layer numbers here are **1-indexed**, as in the papers: layer 1 is the first
 - Seeking's map (for comparison): keep the top-L_S teacher layers by score, re-sorted by index; the i-th
   kept layer maps to student layer i.
 
-Decision: the teacher must be at least as deep as the student (L_T >= L_S >= 1). The transfer is large
-to small, Seeking's top-L_S selection is undefined otherwise, and the interpolation needs L_T >= 2
-whenever the ratio is non-integral. The low-level ``depth_map`` and ``critical_student_layer`` accept
-any positive depths; ``pair_layers`` and ``seeking_top_layers`` enforce L_S <= L_T.
+A teacher shallower than its student (SmolLM2-1.7B has 24 layers, the 360M 32) is paired by the same rules:
+the depth map then gives some teacher layers to two student layers (l_T(k) repeats), k† and the interpolation
+are defined as above, and the interpolation needs L_T >= 2 whenever the ratio is non-integral. Seeking's
+top-L_S selection is undefined there (L_S > L_T), so its entry says so; ``seeking_top_layers`` enforces
+L_S <= L_T, and the config check keeps Seeking out of such a pair.
 
 Exact arithmetic (integers and ``fractions.Fraction``) is used throughout, so e.g. 40 -> 32 gives
 floor(1.25 k) with no float rounding at k multiples of 4, and integral ratios give lambda exactly 0.
@@ -139,15 +140,13 @@ def pair_layers(
     t = check_scores(teacher_scores, "teacher")
     s = check_scores(student_scores, "student")
     n_t, n_s = len(t), len(s)
-    if n_s > n_t:
-        raise ValueError(f"student ({n_s} layers) is deeper than teacher ({n_t}); pairing needs L_S <= L_T")
     lmap = depth_map(n_t, n_s)
     ratio = Fraction(n_t, n_s)
     l_star = critical_teacher_layer(t, critical)
     k_dag = critical_student_layer(l_star, n_t, n_s)
     partner = lmap[k_dag - 1]
     in_map = l_star in lmap
-    seeking = seeking_top_layers(t, n_s)
+    seeking = seeking_top_layers(t, n_s) if n_s <= n_t else None
     interp, interp_reason = _interpolation_record(n_t, n_s, k_dag, interpolate, ratio)
     return {
         "layer_index_base": LAYER_INDEX_BASE,
@@ -177,9 +176,10 @@ def pair_layers(
         "interpolation_reason": interp_reason,
         "seeking": {
             "teacher_layers": seeking,
-            "map": [{"student": i, "teacher": lt} for i, lt in enumerate(seeking, start=1)],
+            "map": [{"student": i, "teacher": lt} for i, lt in enumerate(seeking or [], start=1)],
             "rule": "top-L_S teacher layers by score (ties -> lower index), re-sorted by index; "
-            "i-th kept layer -> student layer i (Seeking 1.3)",
+            "i-th kept layer -> student layer i (Seeking 1.3)"
+            + ("" if seeking is not None else f"; undefined: the student is deeper ({n_s} > {n_t} layers)"),
         },
         "student_max_layer": s.index(max(s)) + 1,
         "scores": {"teacher": t, "student": s},

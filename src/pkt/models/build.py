@@ -205,3 +205,16 @@ def load_output_head(model_dir: str | os.PathLike[str]):
             raise KeyError(f"{path} stores no lm_head.weight and its config.json does not tie it to the input "
                            "embedding (tie_word_embeddings)") from None
         return load_tensor(path, "model.embed_tokens.weight")
+
+
+def untie_output_head(model) -> bool:
+    """Give a tied LM head its own copy of the weight (and the config ``tie_word_embeddings: false``), so that an
+    in-place edit of the embedding leaves the head as it was; returns whether the head was tied."""
+    import torch
+
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is None or head.weight is not embed.weight:
+        return False
+    head.weight = torch.nn.Parameter(embed.weight.detach().clone(), requires_grad=embed.weight.requires_grad)
+    model.config.tie_word_embeddings = False
+    return True

@@ -81,6 +81,9 @@ def check_sizes(name: str, arch: dict[str, Any], config_json: dict[str, Any]) ->
         actual = config_json.get(hf_key, fallback)
         if actual is not None and actual != arch[key]:
             wrong.append(f"models.{name}.{key} is {arch[key]} but the snapshot's config.json has {hf_key} = {actual}")
+    declared, actual = arch.get("architecture"), (config_json.get("architectures") or [None])[0]
+    if declared is not None and actual is not None and declared != actual:
+        wrong.append(f"models.{name}.architecture is {declared} but the snapshot's config.json has {actual}")
     if wrong:
         raise ValueError("; ".join(wrong))
 

@@ -48,8 +48,8 @@ class Laten(Method):
         from pkt.models.build import load_model
 
         start = time.perf_counter()
-        teacher, tokenizer = load_model(self._input("teacher"), device)
-        student, _ = load_model(student_dir, device)
+        teacher, _ = load_model(self._input("teacher"), device)
+        student, tokenizer = load_model(student_dir, device)  # the student's ids and pad: valid in both models
         extract, align = load_split(self._input("extract_split")), load_split(self._input("align_split"))
         records = load_split(train_split)
         if not extract or not records:

@@ -299,14 +299,18 @@ def extract(teacher: Mapping[str, torch.Tensor], sens: Mapping[str, torch.Tensor
         target = name if layer is None else rename_layer(name, rename[layer])
         if target not in student_shapes:
             raise KeyError(f"teacher parameter {name} maps to {target}, which the student does not have")
-        shape = tuple(student_shapes[target])
+        shape, weight_sens = tuple(student_shapes[target]), sens[name]
+        if group == "embedding" and len(shape) == 2 and weight.shape[0] > shape[0]:
+            # tokens the teacher appended (WizardCoder's [PAD], id 32,000) have no student row: the shared ids
+            weight, weight_sens = weight[: shape[0]], weight_sens[: shape[0]]
         if len(shape) != 2 or (group == "embedding" and shape[0] != weight.shape[0]):
             raise ValueError(f"{name}: cannot cut a {shape} block from {tuple(weight.shape)} (vocabularies differ?)")
-        chosen = select(sens[name], shape, settings.structure, seed=f"{settings.seed}:{name}")
+        chosen = select(weight_sens, shape, settings.structure, seed=f"{settings.seed}:{name}")
         b, a, energy = lora_factors(chosen.take(weight.detach()), rank, embedding="embed_tokens" in name)
         module = target.removesuffix(".weight")
         factors[module] = (b, a)
         matrices.append({"teacher": name, "student": module, "group": group, "shape": list(shape),
+                         "teacher_rows": int(teacher[name].shape[0]),
                          "offset": list(chosen.offset) if chosen.offset else None,
                          "share": chosen.share, "energy": energy})
     record = {

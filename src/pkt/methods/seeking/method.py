@@ -10,8 +10,8 @@ The adapter written at the end is a standard peft LoRA of rank 2r on the *vanill
 A = [A'; A0], alpha doubled), so evaluation loads it like any other method's adapter.
 
 A student whose LM head is tied to its input embedding (SmolLM2, Qwen2.5) has its head untied for training
-(:func:`untie_output_head`): the delta trick then edits the embedding alone, and the exported adapter's
-embedding and head terms each reproduce their trained module on the vanilla, tied student, where peft keeps
+(:func:`pkt.models.build.untie_output_head`): the delta trick then edits the embedding alone, and the exported
+adapter's embedding and head terms each reproduce their trained module on the vanilla, tied student, where peft keeps
 one LoRA per module over the shared weight.
 """
 
@@ -23,10 +23,10 @@ import logging
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from pkt.methods.base import LoraSettings, Method, register
 from pkt.methods.seeking.extract import load_factors, stack_adapter, subtract_delta
+from pkt.models.build import untie_output_head
 
 log = logging.getLogger(__name__)
 FACTORS = "factors.safetensors"
@@ -40,17 +40,6 @@ def _split_key(key: str) -> tuple[str, str]:
         if key.endswith("." + suffix):
             return key[: -len(suffix) - 1].removeprefix(PEFT_PREFIX), which
     raise ValueError(f"unexpected key {key!r} in a LoRA state dict")
-
-
-def untie_output_head(model: nn.Module) -> bool:
-    """Give a tied LM head its own copy of the weight (and the config ``tie_word_embeddings: false``), so that an
-    in-place edit of the embedding leaves the head as it was; returns whether the head was tied."""
-    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
-    if head is None or head.weight is not embed.weight:
-        return False
-    head.weight = nn.Parameter(embed.weight.detach().clone(), requires_grad=embed.weight.requires_grad)
-    model.config.tie_word_embeddings = False
-    return True
 
 
 @register
