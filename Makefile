@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo smoke test lint report timing
+.PHONY: setup demo smoke test lint report timing gpu-check
 
 setup: $(STAMP)
 
@@ -48,3 +48,8 @@ lint: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --report results/toy/report.html
+
+# On a CUDA machine (a CUDA build of torch in the venv): every hub config's stand-in DAG on the GPU, the MFU
+# benchmark and vLLM where installed; one JSON summary (benchmarks/gpu_check.py, about 8 minutes on an H100).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --json results/gpu_check.json

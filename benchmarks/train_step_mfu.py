@@ -7,15 +7,15 @@ projector), then ``pkt.train``'s ``MethodTrainer.compute_loss`` replayed by hand
 clip-norm 1.0 and fused AdamW (the Trainer's defaults). Gradient checkpointing is switched on as the Trainer does
 (after the peft wrap, non-reentrant), by default. Random weights (step time does not depend on them), random token
 ids with the first quarter of each sequence masked as a prompt; SemAlign/KD/FitNet read random stored targets of the
-right shapes through ``pkt.methods.semalign.targets.Targets`` (mapped [N, 4096]; unmapped teacher [N, 5120], the 13B
+right shapes through ``pkt.methods.semalign.store.Targets`` (mapped [N, 4096]; unmapped teacher [N, 5120], the 13B
 width; top-32 logits). Their LoRA sits on one paired student layer (``--pair-layer``, default L/2 = 16) and the
 backward only goes down to it, so their cost depends on that choice. ``laten`` is one step of
 ``pkt.methods.laten.translate.train_translator`` at full shapes (13B teacher + 7B student): locate (attribution of
-one sequence in both models), translate, the injected
-student's LM loss on the minibatch, backward into the translator, AdamW, OneCycle. The library runs that student in
-eval() without checkpointing; here it is checkpointed by default (train(); Llama has no dropout) and the backward
-runs inside ``injected``, since a checkpointed recompute cannot replay hooks that were already removed.
-Warm-up, then timed steps (synchronised; the median is reported); peak memory = max_memory_allocated over the method.
+one sequence in both models), translate, the injected student's LM loss on the minibatch, backward into the
+translator, AdamW, OneCycle. The library runs that student in eval() without checkpointing; here it is checkpointed
+by default (train(); Llama has no dropout) and the backward runs inside ``injected``, since a checkpointed recompute
+cannot replay hooks that were already removed. Warm-up, then timed steps (synchronised; the median is reported);
+peak memory = max_memory_allocated over the method.
 
 FLOP accounting: model FLOPs; gradient-checkpointing recomputation is NOT counted (the MFU convention).
 N = the weights that enter a matmul: every decoder block's q/k/v/o/gate/up/down projection and the LM head

@@ -86,3 +86,30 @@ def test_bases_check_reports_every_layer_and_kind(model):
     # an orthonormal basis recomposes exactly: the identity as "embedding" rows gives cosine 1
     eye = torch.eye(16)
     assert bases_check(outputs, model.lm_head.weight.detach(), eye)["input embedding"] == pytest.approx([1.0] * 3)
+
+
+def test_the_gram_form_cka_equals_pairwise_linear_cka(model):
+    """One unit Gram matrix per layer, computed once, gives each pair's linear CKA (the reference formula)."""
+    from pkt.methods.semalign.bases import linear_cka
+
+    gen = torch.Generator().manual_seed(0)
+    teacher = [torch.randn(15, 24, generator=gen) for _ in range(3)]
+    student = [torch.randn(15, 16, generator=gen), teacher[1][:, :16] * 3.0]
+    matrix = cka_matrix(teacher, student)
+    for i, t in enumerate(teacher):
+        for j, s in enumerate(student):
+            assert matrix[i][j] == pytest.approx(linear_cka(t, s), abs=1e-12)
+
+
+def test_a_token_sample_is_the_same_rows_for_every_model_and_all_rows_when_small(model):
+    from pkt.methods.semalign.analysis import token_sample
+
+    batches = [batch(), batch()]  # 15 real tokens each
+    everything = layer_outputs(model, batches)
+    keep = token_sample(batches, 10, seed=0)
+    assert sum(len(k) for k in keep) == 10 and all(int(k.max()) < 15 for k in keep if len(k))
+    sampled = layer_outputs(model, batches, keep)
+    flat = torch.cat([k + 15 * b for b, k in enumerate(keep)])
+    assert all(torch.equal(s, e[flat]) for s, e in zip(sampled, everything))  # the chosen rows, in order
+    assert [k.tolist() for k in token_sample(batches, 10, seed=0)] == [k.tolist() for k in keep]  # fixed
+    assert [len(k) for k in token_sample(batches, 100)] == [15, 15]

@@ -17,6 +17,7 @@ rule analyze_semalign:
     params:
         task=config["semalign"]["analysis_task"],
         n_items=config["semalign"]["analysis_items"],
+        n_tokens=config["semalign"]["analysis_tokens"],
         models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
         max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["student"]),
         device=config["device"],

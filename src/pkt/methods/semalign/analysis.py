@@ -7,6 +7,12 @@
 * **Bases check** (the paper's motivation): decompose each layer's output over a set of unit bases and
   recompose it, r_hat = B (B^T r), and report the mean cosine to r, per layer, for the output-side bases
   (the pinv of the LM head, what SemAlign maps through), the input embedding's rows, and random bases.
+
+At 13B -> 7B every layer's output at every token would take about 41 GB in fp32, and a CKA per pair of
+layers (2 x 1,280) would recompute both Gram matrices each time. So both analyses read a fixed random
+sample of the inputs' tokens (``semalign.analysis_tokens``, the same tokens for every model; all of them
+when there are fewer), gathered batch by batch on the model's device, and the CKA matrix comes from one
+centred, unit-norm Gram matrix per layer (:func:`unit_gram`), computed once: CKA(i, j) = <K_i, K_j>.
 """
 
 from __future__ import annotations
@@ -24,29 +30,57 @@ import torch  # noqa: E402
 
 from pkt.layers.importance import decoder_layers  # noqa: E402
 from pkt.layers.pairing_plot import save_atomic  # noqa: E402
-from pkt.methods.semalign.bases import linear_cka, recompose_cosine, semantic_bases  # noqa: E402
+from pkt.methods.semalign.bases import recompose_cosine, semantic_bases  # noqa: E402
 from pkt.methods.semalign.targets import layer_signals  # noqa: E402
 
 
+def token_sample(batches: Sequence[Mapping[str, torch.Tensor]], n_tokens: int | None, seed: int = 0
+                 ) -> list[torch.Tensor]:
+    """Per batch, the positions (into its real tokens, in mask order) of a fixed random sample of ``n_tokens``
+    of all the batches' real tokens; every token when ``n_tokens`` is None or not smaller."""
+    counts = [int(b["attention_mask"].sum()) for b in batches]
+    total = sum(counts)
+    if n_tokens is None or n_tokens >= total:
+        return [torch.arange(n) for n in counts]
+    chosen = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n_tokens].sort().values
+    starts = torch.tensor([0, *counts]).cumsum(0)
+    return [chosen[(chosen >= starts[i]) & (chosen < starts[i + 1])] - starts[i] for i in range(len(batches))]
+
+
 @torch.no_grad()
-def layer_outputs(model: torch.nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> list[torch.Tensor]:
-    """Per decoder layer, its output at every real token of ``batches``: [N_tokens, D] fp32 on the host (index 0 =
-    layer 1), whatever device and dtype the model runs in."""
+def layer_outputs(model: torch.nn.Module, batches: Sequence[Mapping[str, torch.Tensor]],
+                  keep: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Per decoder layer, its fp32 output [N, D] at the real tokens of ``batches`` (index 0 = layer 1), or only
+    at the positions ``keep`` (:func:`token_sample`), gathered on the model's device."""
     n_layers = len(decoder_layers(model))
     device = next(model.parameters()).device
     per_layer: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
-    for batch in batches:
+    for b, batch in enumerate(batches):
         batch = {k: v.to(device) for k, v in batch.items()}
         signals, _ = layer_signals(model, batch, range(n_layers), "output")
         mask = batch["attention_mask"].bool()
         for i in range(n_layers):
-            per_layer[i].append(signals[i][mask].float().cpu())
+            rows = signals[i][mask]
+            per_layer[i].append((rows if keep is None else rows[keep[b].to(device)]).float())
     return [torch.cat(rows) for rows in per_layer]
 
 
+def unit_gram(h: torch.Tensor) -> torch.Tensor:
+    """The centred Gram matrix of h [n, D] over its n rows, scaled to unit Frobenius norm, in float64:
+    linear CKA(X, Y) = <unit_gram(X), unit_gram(Y)> (a constant representation is an error)."""
+    x = h.double() - h.double().mean(dim=0, keepdim=True)
+    gram = x @ x.T
+    norm = gram.norm()
+    if float(norm) == 0.0:
+        raise ValueError("linear CKA is undefined for a constant representation (zero after centring)")
+    return gram / norm
+
+
 def cka_matrix(teacher: Sequence[torch.Tensor], student: Sequence[torch.Tensor]) -> list[list[float]]:
-    """[L_T][L_S] linear CKA between every teacher layer and every student layer."""
-    return [[linear_cka(t, s) for s in student] for t in teacher]
+    """[L_T][L_S] linear CKA between every teacher layer and every student layer (rows = the same tokens), each
+    layer's Gram matrix computed once."""
+    grams = torch.stack([unit_gram(s) for s in student]).flatten(1)  # [L_S, n^2]
+    return [(grams @ unit_gram(t.to(grams.device)).flatten()).tolist() for t in teacher]
 
 
 def unit_columns(matrix: torch.Tensor) -> torch.Tensor:
@@ -62,7 +96,7 @@ def bases_check(outputs: Sequence[torch.Tensor], lm_head: torch.Tensor, embed: t
         "input embedding": unit_columns(embed.double().T),
         "random": unit_columns(torch.randn(embed.shape[1], embed.shape[0], generator=gen, dtype=torch.float64)),
     }
-    return {name: [recompose_cosine(h, bases) for h in outputs] for name, bases in sets.items()}
+    return {name: [recompose_cosine(h, bases.to(h.device)) for h in outputs] for name, bases in sets.items()}
 
 
 def plot_cka(before: list[list[float]], after: list[list[float]], path: str | os.PathLike[str], title: str) -> Path:
@@ -107,5 +141,5 @@ def plot_bases(checks: Mapping[str, Mapping[str, list[float]]], path: str | os.P
 def summary(before: list[list[float]], after: list[list[float]], checks: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers behind both figures, for analysis.json."""
     return {"cka_before": before, "cka_after": after, "bases_check": checks, "layer_index_base": 1,
-            "cka_definition": "linear CKA of layer outputs over every real token of the inputs",
+            "cka_definition": "linear CKA of layer outputs over a fixed sample of the inputs' real tokens",
             "bases_definition": "mean over tokens of cos(r, B B^T r), B = unit-column bases [D, V]"}
