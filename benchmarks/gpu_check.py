@@ -48,7 +48,9 @@ def run_standin(overlay: str, device: str, scratch: Path, extra: dict | None = N
     from snakemake.utils import update_config
     from standin import configfiles, standin_override
 
-    root = copy_workflow(scratch / overlay.removesuffix(".yaml"))
+    root = scratch / overlay.removesuffix(".yaml")
+    root.mkdir(parents=True)
+    copy_workflow(root)
     override = standin_override(overlay, root)
     update_config(override, {"device": device, **(extra or {})})
     (root / "config" / "standin.yaml").write_text(yaml.safe_dump(override))
