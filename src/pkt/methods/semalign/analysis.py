@@ -12,7 +12,8 @@ At 13B -> 7B every layer's output at every token would take about 41 GB in fp32,
 layers (2 x 1,280) would recompute both Gram matrices each time. So both analyses read a fixed random
 sample of the inputs' tokens (``semalign.analysis_tokens``, the same tokens for every model; all of them
 when there are fewer), gathered batch by batch on the model's device, and the CKA matrix comes from one
-centred, unit-norm Gram matrix per layer (:func:`unit_gram`), computed once: CKA(i, j) = <K_i, K_j>.
+centred, unit-norm Gram matrix per layer (:func:`pkt.methods.semalign.bases.unit_gram`), computed once:
+CKA(i, j) = <K_i, K_j>.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch  # noqa: E402
 
 from pkt.layers.importance import decoder_layers  # noqa: E402
 from pkt.layers.pairing_plot import save_atomic  # noqa: E402
-from pkt.methods.semalign.bases import recompose_cosine, semantic_bases  # noqa: E402
+from pkt.methods.semalign.bases import recompose_cosine, semantic_bases, unit_gram  # noqa: E402
 from pkt.methods.semalign.targets import layer_signals  # noqa: E402
 
 
@@ -65,17 +66,6 @@ def layer_outputs(model: torch.nn.Module, batches: Sequence[Mapping[str, torch.T
     return [torch.cat(rows) for rows in per_layer]
 
 
-def unit_gram(h: torch.Tensor) -> torch.Tensor:
-    """The centred Gram matrix of h [n, D] over its n rows, scaled to unit Frobenius norm, in float64:
-    linear CKA(X, Y) = <unit_gram(X), unit_gram(Y)> (a constant representation is an error)."""
-    x = h.double() - h.double().mean(dim=0, keepdim=True)
-    gram = x @ x.T
-    norm = gram.norm()
-    if float(norm) == 0.0:
-        raise ValueError("linear CKA is undefined for a constant representation (zero after centring)")
-    return gram / norm
-
-
 def cka_matrix(teacher: Sequence[torch.Tensor], student: Sequence[torch.Tensor]) -> list[list[float]]:
     """[L_T][L_S] linear CKA between every teacher layer and every student layer (rows = the same tokens), each
     layer's Gram matrix computed once."""
@@ -96,7 +86,8 @@ def bases_check(outputs: Sequence[torch.Tensor], lm_head: torch.Tensor, embed: t
         "input embedding": unit_columns(embed.double().T),
         "random": unit_columns(torch.randn(embed.shape[1], embed.shape[0], generator=gen, dtype=torch.float64)),
     }
-    return {name: [recompose_cosine(h, bases.to(h.device)) for h in outputs] for name, bases in sets.items()}
+    sets = {name: bases.to(outputs[0].device) for name, bases in sets.items()}  # once, not once per layer
+    return {name: [recompose_cosine(h, bases) for h in outputs] for name, bases in sets.items()}
 
 
 def plot_cka(before: list[list[float]], after: list[list[float]], path: str | os.PathLike[str], title: str) -> Path:

@@ -202,26 +202,42 @@ def topk_kl(
 
 
 # ------------------------------------------------------------------------------------------- analysis --
+def _centred(h: torch.Tensor) -> torch.Tensor:
+    """h [n, d] in float64 with each column's mean over the n rows removed."""
+    h = h.detach().double()
+    return h - h.mean(dim=0, keepdim=True)
+
+
+def _undefined() -> ValueError:
+    return ValueError("linear_cka is undefined for a constant representation (zero after centring)")
+
+
+def unit_gram(h: torch.Tensor) -> torch.Tensor:
+    """The centred n x n Gram matrix of h [n, d], scaled to unit Frobenius norm, in float64: linear
+    CKA(X, Y) = <unit_gram(X), unit_gram(Y)>, so a layer's Gram matrix can be computed once for many pairs."""
+    x = _centred(h)
+    gram = x @ x.T
+    norm = gram.norm()
+    if float(norm) == 0.0:
+        raise _undefined()
+    return gram / norm
+
+
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     """Linear CKA of X [n, d1] and Y [n, d2] (rows = the same n inputs), in float64.
 
     Columns are centred; CKA = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), in [0, 1], invariant to orthogonal
     transforms and isotropic scaling of either side. When n is smaller than the widths the equal n x n Gram
-    form <XX^T, YY^T> / (||XX^T|| ||YY^T||) is used (same value, cheaper).
+    form <XX^T, YY^T> / (||XX^T|| ||YY^T||) is used (same value, cheaper: :func:`unit_gram`).
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(f"expected X [n, d1] and Y [n, d2] with the same n; got {tuple(x.shape)} and {tuple(y.shape)}")
-    x = x.detach().double()
-    y = y.detach().double()
-    x = x - x.mean(dim=0, keepdim=True)
-    y = y - y.mean(dim=0, keepdim=True)
     if x.shape[0] < x.shape[1] + y.shape[1]:
-        kx, ky = x @ x.T, y @ y.T
-        num, den = (kx * ky).sum(), kx.norm() * ky.norm()
-    else:
-        num, den = (y.T @ x).pow(2).sum(), (x.T @ x).norm() * (y.T @ y).norm()
+        return float((unit_gram(x) * unit_gram(y)).sum())
+    x, y = _centred(x), _centred(y)
+    num, den = (y.T @ x).pow(2).sum(), (x.T @ x).norm() * (y.T @ y).norm()
     if float(den) == 0.0:
-        raise ValueError("linear_cka is undefined for a constant representation (zero after centring)")
+        raise _undefined()
     return float(num / den)
 
 
