@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -43,21 +42,14 @@ def log_tail(root: Path, lines: int = 30) -> str:
 
 def run_standin(overlay: str, device: str, scratch: Path, extra: dict | None = None) -> dict:
     """One stand-in DAG, ``extra`` merged over its config; {"overlay", "device", "ok", "wall_s", "error"}."""
-    import yaml
     from conftest import copy_workflow, snakemake
-    from snakemake.utils import update_config
-    from standin import configfiles, standin_override
+    from standin import run_standin as run
 
     root = scratch / overlay.removesuffix(".yaml")
     root.mkdir(parents=True)
     copy_workflow(root)
-    override = standin_override(overlay, root)
-    update_config(override, {"device": device, **(extra or {})})
-    (root / "config" / "standin.yaml").write_text(yaml.safe_dump(override))
-    os.environ.update(HF_HUB_CACHE=str(root / "hub"), HF_HUB_OFFLINE="1")  # the stand-in hub: no download
     start = time.perf_counter()
-    proc = snakemake(root, "tables", "figures", "--configfile", *configfiles(overlay), "config/standin.yaml",
-                     check=False)
+    _, proc = run(overlay, root, snakemake, {"device": device, **(extra or {})}, check=False)
     ok = proc.returncode == 0
     return {"overlay": overlay, "device": device, "ok": ok, "wall_s": round(time.perf_counter() - start, 1),
             "error": None if ok else (log_tail(root) or proc.stdout[-3000:])}

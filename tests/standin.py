@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ import yaml
 from conftest import REPO
 from paper_data import humaneval_rows, mmlu_rows
 from snakemake.utils import update_config
+
+from pkt.io import write_jsonl
 
 DATA = REPO.parent / "shared" / "data"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -97,14 +100,17 @@ def hub_cache(root: Path, repo_id: str, files: dict[str, bytes]) -> None:
         (snap / name).symlink_to(os.path.relpath(blob, snap))
 
 
+@cache
 def tokenizer_for(architecture: str, extra_tokens: int):
-    """A BPE trained on the papers' train splits, in the model family's style, with any extra tokens."""
+    """A BPE trained on the papers' train splits, in the model family's style, with any extra tokens (trained
+    once per style in a process: a config's teacher and student share it, as they share a real tokenizer)."""
     from tiny_llama import llama_like
 
     from pkt.data.tokenizer import train_tokenizer
+    from pkt.io import read_jsonl
 
     texts = [m["content"] for path in sorted((DATA / "paper_splits").rglob("*_train_split.jsonl"))
-             for line in path.read_text().splitlines()[:200] for m in json.loads(line)["messages"]]
+             for record in read_jsonl(path)[:200] for m in record["messages"]]
     tok = train_tokenizer(texts, vocab_size=1200)
     if architecture == "LlamaForCausalLM":
         tok = llama_like(tok)
@@ -141,11 +147,6 @@ def build_models(config: dict[str, Any], cache: Path, scratch: Path) -> dict[str
     return entries
 
 
-def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def benchmark_slices(folder: Path, tasks: list[str]) -> dict[str, dict]:
     """Slices of the real benchmarks in the hub datasets' schema (evaluation.data)."""
     folder.mkdir(exist_ok=True)
@@ -156,7 +157,9 @@ def benchmark_slices(folder: Path, tasks: list[str]) -> dict[str, dict]:
             "paper_gsm8k": gsm[: TEST_ITEMS["paper_gsm8k"]],
             "paper_humaneval": humaneval_rows(DATA)[: TEST_ITEMS["paper_humaneval"]],
             "paper_mbpp": [r for r in mbpp if r["task_id"] >= 11][: TEST_ITEMS["paper_mbpp"]]}
-    return {task: {"data_files": {"test": str(write_jsonl(folder / f"{task}.jsonl", rows[task]))}} for task in tasks}
+    for task in tasks:
+        write_jsonl(folder / f"{task}.jsonl", rows[task])
+    return {task: {"data_files": {"test": str(folder / f"{task}.jsonl")}} for task in tasks}
 
 
 def standin_override(overlay: str, root: Path) -> dict[str, Any]:
@@ -175,13 +178,18 @@ def standin_override(overlay: str, root: Path) -> dict[str, Any]:
     }
 
 
-def run_standin(overlay: str, root: Path, snakemake) -> Path:
-    """The shipped config's DAG (``tables figures``) on its stand-in in the workflow copy ``root``."""
-    (root / "config" / "standin.yaml").write_text(yaml.safe_dump(standin_override(overlay, root)))
+def run_standin(overlay: str, root: Path, snakemake, extra: dict[str, Any] | None = None, check: bool = True):
+    """The shipped config's DAG (``tables figures``) on its stand-in in the workflow copy ``root``, with ``extra``
+    merged over the stand-in's config (the GPU check: ``device: cuda``); (its results folder, the finished
+    Snakemake process)."""
+    override = standin_override(overlay, root)
+    update_config(override, extra or {})
+    (root / "config" / "standin.yaml").write_text(yaml.safe_dump(override))
     os.environ.update(HF_HUB_CACHE=str(root / "hub"), HF_HUB_OFFLINE="1")  # the stand-in hub: no download
     try:
-        snakemake(root, "tables", "figures", "--configfile", *configfiles(overlay), "config/standin.yaml")
+        proc = snakemake(root, "tables", "figures", "--configfile", *configfiles(overlay), "config/standin.yaml",
+                         check=check)
     finally:
         for key in ("HF_HUB_CACHE", "HF_HUB_OFFLINE"):
             os.environ.pop(key, None)
-    return root / "results" / f"standin_{shipped(overlay)['run_name']}"
+    return root / "results" / override["run_name"], proc

@@ -7,6 +7,7 @@ import re
 import pytest
 import yaml
 from conftest import CPU_RULES, LOCAL_RULES, REPO, copy_workflow, planned_jobs, snakemake
+from standin import OVERLAYS, configfiles, shipped
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pkt.resources import STAGES, job_resources, parameter_count
@@ -82,10 +83,6 @@ def job_resources_listed(output: str) -> list[tuple[str | None, str]]:
     return found
 
 
-OVERLAYS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
-BASES = {"paper-code.yaml": ["paper.yaml"]}  # overlays meant to go over another overlay
-
-
 def expected_jobs(config: dict) -> dict[str, int]:
     """Jobs per rule that a config implies (the pipeline's granularity: one train and one evaluate job per
     method and pair, one importance job per model, one extraction/targets job per pair)."""
@@ -104,21 +101,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
     return {rule: n for rule, n in jobs.items() if n}
 
 
-def shipped(overlay: str) -> dict:
-    """A shipped config as Snakemake sees it: config/config.yaml with the overlay merged over it."""
-    from snakemake.utils import update_config
-
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for name in [*BASES.get(overlay, []), overlay] if overlay else []:
-        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
-    return config
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("overlay", ["", *OVERLAYS])
 def test_slurm_dry_run_of_every_shipped_config_asks_a_gpu_for_every_model_job(tmp_path, overlay):
     root = copy_workflow(tmp_path)
-    args = ("--configfile", *(f"config/{c}" for c in [*BASES.get(overlay, []), overlay])) if overlay else ()
+    args = ("--configfile", *configfiles(overlay)) if overlay else ()
     out = snakemake(root, *args, "--workflow-profile", "profiles/slurm", "-n").stdout
     planned, listed = planned_jobs(out), job_resources_listed(out)
     config = shipped(overlay)

@@ -28,7 +28,8 @@ OVERLAYS = hub_overlays()
 def standin(request, tmp_path_factory):
     """(overlay, its shipped config as the run sees it: its hub models and pairs, the results of its stand-in)."""
     root = copy_workflow(tmp_path_factory.mktemp(request.param.removesuffix(".yaml")))
-    return request.param, active(shipped(request.param)), run_standin(request.param, root, snakemake)
+    results, _ = run_standin(request.param, root, snakemake)
+    return request.param, active(shipped(request.param)), results
 
 
 def test_every_shipped_hub_config_has_a_stand_in():
