@@ -222,12 +222,12 @@ def write_task_targets(folder: Path, teacher: nn.Module, plans: Mapping[str, Map
     """One task's targets, streamed to disk: the train split's into ``folder``, the align split's (v1's
     alignment phase) into ``folder/align``; ``plans`` from :func:`plan_targets` over {"train": path, "align":
     path}. The caller makes ``folder`` atomic."""
-    d_teacher = teacher.get_output_embeddings().weight.shape[1]
-    width = min(settings.topk, vocab or teacher.get_output_embeddings().weight.shape[0])
+    head = teacher.get_output_embeddings().weight
+    widths = {p["student"]: (matrix.shape[0], head.shape[1]) for p in pairs}  # (D_S, D_T) per aligned pair
+    width = min(settings.topk, vocab or head.shape[0])
     for name, plan in plans.items():
         start = time.perf_counter()
         out = folder if name == "train" else folder / name
-        widths = {p["student"]: (matrix.shape[0], d_teacher) for p in pairs}
         writer = TargetWriter(out, plan["rows"], widths, width, settings.targets_dtype)
         for part in target_batches(teacher, plan["batches"], pairs, matrix, settings.signal, settings.topk, vocab):
             writer.add(part)
