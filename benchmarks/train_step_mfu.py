@@ -142,19 +142,14 @@ def write_inputs(folder: Path, args, shapes) -> None:
 
 
 def settings(name: str, cfg: dict, args) -> dict:
-    """The method's settings as workflow/rules/common.smk builds them from the config, at the flags' r and alpha."""
+    """The method's settings as the workflow resolves them from the config (pkt.config_checks.method_settings, for
+    the config's first task), at the flags' r and alpha; SemAlign as v1, without its alignment phase."""
+    from pkt.config_checks import method_settings
+
+    task = cfg["evaluation"]["tasks"][0]
     lora = {**cfg["lora"], "r": args.rank, "alpha": args.alpha}
-    core = {k: lora[k] for k in ("r", "alpha", "dropout")}
-    sem, fit = cfg["semalign"], cfg["fitnet"]
-    if name == "semalign":
-        weights = {f"{k}_weight": sem["weights"][k] for k in ("layer", "output", "ce")}
-        return {**core, "target_modules": sem["target_modules"], "variant": "v1", **weights}
-    if name == "kd":
-        return {**lora, "kd_alpha": cfg["kd"]["alpha"], "temperature": cfg["kd"]["temperature"]}
-    if name == "fitnet":
-        weights = {"layer_weight": fit["weights"]["layer"], "ce_weight": fit["weights"]["ce"]}
-        return {**core, "target_modules": sem["target_modules"], "loss": fit["loss"], **weights}
-    return lora
+    resolved = method_settings({**cfg, "lora": lora}, name, [task])[task]
+    return {**resolved, "variant": "v1", "align_steps": 0} if name == "semalign" else resolved
 
 
 def sync(device: torch.device) -> None:
@@ -233,10 +228,11 @@ def attribution_flops(model: nn.Module, n: int, seq: int) -> int:
 
 def laten(args, shapes, cfg, device, dtype) -> dict:
     """One translator step of ``laten.translate.train_translator`` (its loop body, random ids instead of records)."""
+    from pkt.config_checks import task_section
     from pkt.methods.laten.locate import attribute
     from pkt.methods.laten.translate import LatenSettings, Translator, injected, plan, teacher_vectors, unit_counts
 
-    opts = LatenSettings(**cfg["laten"])
+    opts = LatenSettings(**task_section(cfg["laten"], cfg["evaluation"]["tasks"][0]))
     teacher = build(shapes["teacher"], shapes["vocab"], args.seq, dtype, device, args.attn).eval()
     student = build(shapes["student"], shapes["vocab"], args.seq, dtype, device, args.attn)
     n_t, (n, head, block) = matmul_params(teacher)[0], matmul_params(student)

@@ -33,12 +33,12 @@ if __name__ == "__main__":
             from pkt.evaluation.vllm_backend import VLLMModels
 
             served = VLLMModels(snakemake.input.model, adapters, ev["batch_size"], params.max_length,
-                                tempfile.mkdtemp(prefix="pkt-vllm-"))
+                                tempfile.mkdtemp(prefix="pkt-vllm-"), dtype=ev["dtype"])
             serve = served.lm
         else:
             lm = load_lm(snakemake.input.model, adapters or None, batch_size=ev["batch_size"],
                          device=resolve_device(params.device), max_length=params.max_length,
-                         merge=ev["merge_adapters"])
+                         merge=ev["merge_adapters"], dtype=ev["dtype"])
 
             def serve(name):
                 if name:

@@ -54,7 +54,8 @@ if __name__ == "__main__":
                       device=device, inputs={"targets": str(targets_dir), "align_split": inp.align})
                 adapters[(slug, seed)] = out
         lm = load_lm(inp.student, {f"{slug}-seed{seed}": str(path) for (slug, seed), path in adapters.items()},
-                     batch_size=params.evaluation["batch_size"], device=device, max_length=params.max_length)
+                     batch_size=params.evaluation["batch_size"], device=device, max_length=params.max_length,
+                     dtype=params.evaluation["dtype"])
         for (slug, seed), path in adapters.items():
             setup_torch(snakemake.threads, seed)
             use_adapter(lm, f"{slug}-seed{seed}")

@@ -18,7 +18,7 @@ if __name__ == "__main__":
         for seed, adapters in params.adapters.items():
             for task, split in params.splits.items():
                 setup_torch(snakemake.threads, int(seed))
-                spec = dict(method=wc.method, method_settings=params.method_settings,
+                spec = dict(method=wc.method, method_settings=params.method_settings[task],
                             student_dir=snakemake.input.student, train_split=split, out_dir=adapters[task],
                             checkpoint_dir=params.checkpoints[seed][task], settings=params.train[task],
                             seed=int(seed), device=resolve_device(params.device), inputs=params.method_inputs[task])

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from pkt.methods.laten.locate import attribute, attribution_input, top_layers, top_units
+from pkt.methods.laten.locate import attribute, attribution_input, normaliser, top_layers, top_units
 from pkt.methods.laten.translate import (
     KINDS,
     LatenSettings,
@@ -16,6 +16,7 @@ from pkt.methods.laten.translate import (
     delta_adapter,
     fold,
     injected,
+    locate,
     plan,
     teacher_vectors,
     train_translator,
@@ -95,9 +96,18 @@ def test_attribution_ranks_the_neuron_that_writes_the_answer_first():
     assert int(other.ffn_neurons[1].argmax()) != 5 or other.ffn_neurons[1, 5] < scores.ffn_neurons[1, 5]
 
 
+def test_the_normaliser_is_the_square_root_of_the_centred_std_as_the_reference_computes_it():
+    """knowledge_neurons.py:111 + utils.py:14: h * rsqrt(sqrt(var(h, unbiased=False) + 1e-5) + 1e-6)."""
+    h = torch.tensor([1.0, 2.0, 3.0, 4.0])  # mean 2.5, centred variance (2.25 + 0.25 + 0.25 + 2.25) / 4 = 1.25
+    # std = sqrt(1.25 + 1e-5) = 1.11803846..., sigma = sqrt(std + 1e-6) = 1.05737385...; the RMS would be sqrt(7.5)
+    assert float(normaliser(h)) == pytest.approx(1.0573738510, rel=1e-6)
+    assert float(normaliser(h + 10.0)) == pytest.approx(1.0573738510, rel=1e-6)  # centred: a shift changes nothing
+    assert float(normaliser(4.0 * h)) == pytest.approx((4.0 * 1.25**0.5) ** 0.5, rel=1e-5)  # sqrt of the scale
+
+
 def test_layer_scores_telescope_to_the_models_log_prob_gain_over_the_embedding():
-    """x_in of layer l+1 = x_in + attn + ffn of layer l, so the scores sum to log p(h_L) - log p(x_0), and with
-    the fixed normaliser log p(h_L) is the model's own log-probability of the target."""
+    """x_in of layer l+1 = x_in + attn + ffn of layer l, so the scores sum to log p(h_L) - log p(x_0) under the
+    fixed normaliser sqrt(std(h_L)) (the reference's; with the RMS, log p(h_L) would be the model's own)."""
     model = tiny(16, 2, 32, seed=1)
     before = model.config._attn_implementation
     ids, target = torch.tensor([[1, 5, 6, 7]]), 9
@@ -108,11 +118,14 @@ def test_layer_scores_telescope_to_the_models_log_prob_gain_over_the_embedding()
     with torch.no_grad():
         actual = torch.log_softmax(model(input_ids=ids).logits[0, -1], -1)[target]
         handle.remove()
-        sigma = torch.sqrt(seen["h"].pow(2).mean() + model.model.norm.variance_epsilon)
+        h = seen["h"]
+        sigma = torch.sqrt(torch.sqrt(h.var(unbiased=False) + 1e-5) + 1e-6)
         x0 = model.model.embed_tokens(ids)[0, -1]
         start = torch.log_softmax(model.lm_head(model.model.norm.weight * x0 / sigma), -1)[target]
+        end = torch.log_softmax(model.lm_head(model.model.norm.weight * h / sigma), -1)[target]
     total = scores.attn_layers.sum() + scores.ffn_layers.sum()
-    torch.testing.assert_close(total, actual - start, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(total, end - start, atol=1e-4, rtol=1e-4)
+    assert abs(float(end - actual)) > 1e-3  # not the RMS: the model's own log-probability differs
 
 
 def test_layers_are_taken_best_first_then_sorted_and_units_best_first():
@@ -231,3 +244,70 @@ def test_translator_training_relocates_every_step_and_moves_the_deltas_off_zero(
     assert log_again == log  # deterministic per seed
     _, other = train_translator(teacher, student, tok, extract, align, settings, seed=1, max_length=32)
     assert other != log
+
+
+def reference_lrs(lr: float, total: int, steps: int) -> list[float]:
+    """The learning rate of each of the first ``steps`` steps of torch's OneCycleLR over ``total`` steps, with the
+    reference's arguments (train_LaTen.py:195-202)."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.1,
+                                                   final_div_factor=1, anneal_strategy="cos")
+    out = []
+    for _ in range(steps):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return out
+
+
+def test_the_reference_schedule_spans_twenty_steps_and_warms_up_in_the_first():
+    """At 20 extract rows and lr 3e-4 the steps run at 1.2e-5 (max_lr / 25), 3e-4, then a cosine decay; a cycle
+    squeezed into 4 steps would run at 2.8e-4, 1.8e-4, 6.3e-5, 1.2e-5 instead."""
+    lrs = reference_lrs(3e-4, 20, 4)
+    assert lrs[:2] == pytest.approx([1.2e-5, 3e-4]) and lrs[2] == pytest.approx(2.98e-4, rel=1e-2)
+    assert reference_lrs(3e-4, 4, 4) == pytest.approx([2.81e-4, 1.81e-4, 6.34e-5, 1.2e-5], rel=1e-2)
+
+
+def test_the_translator_runs_the_first_steps_of_the_schedule_over_the_whole_extract_split():
+    teacher, student = tiny(24, 4, 48, seed=2), tiny(16, 2, 32, seed=3)
+    tok = CharTokenizer()
+    extract = [record(f"q{i}?", f"a{i} b") for i in range(6)]
+    align = [record(f"w{i}", f"x{i}y") for i in range(5)]
+    stopped, log = train_translator(teacher, student, tok, extract, align,
+                                    LatenSettings(rate=0.25, steps=4, minibatch=4, lr=1e-2), seed=0, max_length=32)
+    assert [row["lr"] for row in log] == pytest.approx(reference_lrs(1e-2, 6, 4), rel=1e-9)
+    _, full = train_translator(teacher, student, tok, extract, align,
+                               LatenSettings(rate=0.25, steps=6, minibatch=4, lr=1e-2), seed=0, max_length=32)
+    assert [row["lr"] for row in full] == pytest.approx(reference_lrs(1e-2, 6, 6), rel=1e-9)
+    assert full[:4] == log  # the same steps, losses and deltas as the first four of the whole schedule
+    # step 5 of the whole schedule translates with the translator after 4 steps: the stopped one
+    p = locate(teacher, student, extract[4], tok, 32, *unit_counts(student, 0.25))
+    with torch.no_grad():
+        deltas = stopped(teacher_vectors(teacher, p))
+    assert float(sum(d.pow(2).sum() for d in deltas.values()) ** 0.5) == pytest.approx(full[4]["delta_norm"], rel=1e-6)
+    with pytest.raises(ValueError, match="laten.steps 7 exceeds the extract split's 6 rows"):
+        train_translator(teacher, student, tok, extract, align, LatenSettings(rate=0.25, steps=7), seed=0,
+                         max_length=32)
+
+
+def test_train_on_inputs_takes_the_translators_lm_loss_over_every_token():
+    """LaTen's MMLU setting (README.md:56): at step 1 (deltas ~1e-10) the LM loss is the student's own, over the
+    prompt and answer tokens with it, over the answer's alone without it."""
+    from pkt.data.records import encode_split
+
+    teacher, student = tiny(24, 4, 48, seed=2), tiny(16, 2, 32, seed=3)
+    tok = CharTokenizer()
+    extract, align = [record("q?", "a b")], [record("w", "x")]
+    losses = {}
+    for on_inputs in (False, True):
+        settings = LatenSettings(rate=0.25, steps=1, minibatch=1, train_on_inputs=on_inputs)
+        _, log = train_translator(teacher, student, tok, extract, align, settings, seed=0, max_length=48)
+        losses[on_inputs] = log[0]["lm_loss"]
+    (encoded,), _ = encode_split(extract, tok, 48, trainer="laten")
+    ids = torch.tensor([encoded["input_ids"]])
+    answer = sum(label != -100 for label in encoded["labels"])
+    assert 0 < answer < ids.shape[1]  # the prompt is masked without train_on_inputs
+    with torch.no_grad():
+        logp = torch.log_softmax(student(input_ids=ids).logits[0, :-1], -1).gather(1, ids[0, 1:, None])[:, 0]
+    assert losses[True] == pytest.approx(float(-logp.mean()), rel=1e-5)
+    assert losses[False] == pytest.approx(float(-logp[-answer:].mean()), rel=1e-5)

@@ -76,7 +76,7 @@ def test_merged_adapters_give_each_adapters_logits_and_leave_the_base_untouched(
         use_adapter(lm, task)
         assert not hasattr(lm.model, "peft_config")  # plain weights: no LoRA branch left
         alone = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(saved / "model"), saved / task).eval()
-        torch.testing.assert_close(logits(lm.model, ids), logits(alone, ids), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(logits(lm.model, ids), logits(alone, ids), atol=5e-5, rtol=1e-4)  # fp32 rounding
     torch.testing.assert_close(logits(lm.pkt_merge["base"], ids), plain)  # every merge starts from a fresh copy
     with pytest.raises(KeyError, match="task_c"):
         use_adapter(lm, "task_c")

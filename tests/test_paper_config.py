@@ -11,9 +11,10 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pkt.config_checks import ConfigError, active, config_errors, train_settings
+from pkt.config_checks import ConfigError, active, config_errors, method_settings, train_settings
 from pkt.data.paper import ChecksumError, convert, load_paper_splits, read_checked
-from pkt.evaluation.tasks import mbpp_signature, protocol_config, tulu_prompt
+from pkt.evaluation.open_instruct import mbpp_signature
+from pkt.evaluation.tasks import protocol_config, tulu_prompt
 from pkt.models.hub import check_sizes, identity, model_files, model_identity, prepare_hub_model
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -142,19 +143,70 @@ def test_semalign_trains_by_its_papers_recipe_per_task():
     assert lora["paper_mmlu"]["batch_size"] * lora["paper_mmlu"]["grad_accum"] == 64  # the papers' global batch
 
 
+PAPER_TASKS = ["paper_mmlu", "paper_gsm8k", "paper_humaneval", "paper_mbpp"]
+
+
+def test_semalign_aligns_and_laten_injects_by_task_as_the_papers():
+    """v1 A.2's alignment steps and LaTen's best steps, 2/4/3/8; LaTen trains on MMLU's inputs (README.md:56)."""
+    from pkt.methods import get_method
+
+    config = active(paper_config())
+    semalign = method_settings(config, "semalign", PAPER_TASKS)
+    assert [semalign[t]["align_steps"] for t in PAPER_TASKS] == [2, 4, 3, 8]
+    assert {semalign[t]["align_lr"] for t in PAPER_TASKS} == {3e-5} and semalign["paper_mmlu"]["r"] == 16
+    laten = method_settings(config, "laten", PAPER_TASKS)
+    assert [laten[t]["steps"] for t in PAPER_TASKS] == [2, 4, 3, 8]
+    assert [laten[t]["train_on_inputs"] for t in PAPER_TASKS] == [True, False, False, False]
+    assert {laten[t]["lr"] for t in PAPER_TASKS} == {1e-5} and "tasks" not in laten["paper_mmlu"]
+    lora = method_settings(config, "lora", PAPER_TASKS)
+    assert lora["paper_mmlu"] == lora["paper_mbpp"] == config["lora"]  # no task overrides
+    assert get_method("laten").from_dict(laten["paper_mmlu"]).config.train_on_inputs is True  # the dataclasses
+    assert get_method("semalign").from_dict(semalign["paper_mbpp"]).config.align_steps == 8  # take them
+    for method in ("lora", "seeking", "kd", "fitnet"):
+        settings = method_settings(config, method, ["paper_mmlu"])["paper_mmlu"]
+        assert get_method(method).from_dict(settings).config.r == 16
+    toy = method_settings(CONFIG, "laten", ["toy_mmlu"])["toy_mmlu"]
+    assert toy["steps"] == 4 and toy["train_on_inputs"] is False  # no tasks map: the section as it is
+
+
+def test_a_task_map_naming_an_unknown_task_or_too_many_steps_is_named():
+    from snakemake.utils import update_config
+
+    config = active(paper_config())
+    config["laten"]["tasks"]["paper_mmul"] = {"steps": 2}
+    config["semalign"]["align"]["tasks"]["toy_gsm8k"] = {"steps": 2}
+    config["laten"]["tasks"]["paper_gsm8k"]["steps"] = 21
+    errors = config_errors(config)
+    assert "laten.tasks.paper_mmul: 'paper_mmul' is not a task of this config (evaluation.tasks or the splits: " \
+           "['paper_mmlu', 'paper_gsm8k', 'paper_humaneval', 'paper_mbpp'])" in errors
+    assert any(e.startswith("semalign.align.tasks.toy_gsm8k: 'toy_gsm8k' is not a task") for e in errors)
+    assert "laten.tasks.paper_gsm8k.steps 21 exceeds the extract split of paper_gsm8k: data.paper.files.paper_gsm8k" \
+           ".extract (gsm/gsm_extract_split.jsonl, 20 records) has 20 rows (LaTen's schedule spans the split, one " \
+           "step per row)" in errors
+    assert len(errors) == 3
+    toy = json.loads(json.dumps(CONFIG))
+    toy["laten"]["steps"] = 17  # toy_humaneval's and toy_mbpp's extract splits hold 16 rows
+    assert [e.split(":")[0] for e in config_errors(active(toy))] == ["laten.steps 17 exceeds the extract split of "
+                                                                     f"{t}" for t in ("toy_humaneval", "toy_mbpp")]
+    code = paper_config()  # paper-code.yaml over paper.yaml: two tasks evaluated, the maps name all four
+    update_config(code, yaml.safe_load((REPO / "config" / "paper-code.yaml").read_text()))
+    assert config_errors(active(code)) == []
+
+
 MMLU = {"question": "What is 2 + 2? ", "subject": "elementary_mathematics", "choices": ["3", "4", "5", "6"],
         "answer": 1}
 
 
 def test_the_tulu_protocol_renders_the_open_instruct_prompt_exactly():
+    """Open-Instruct's format_subject puts a space before each word (two after "about") and keeps the question
+    as it is; GSM8K strips it. (tests/test_open_instruct.py checks every item against Open-Instruct's output.)"""
     assert tulu_prompt("paper_mmlu")(MMLU) == (
-        "<|user|>\nThe following are multiple choice questions (with answers) about elementary mathematics.\n\n"
-        "What is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:\n<|assistant|>\nThe answer is:")
+        "<|user|>\nThe following are multiple choice questions (with answers) about  elementary mathematics.\n\n"
+        "What is 2 + 2? \nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:\n<|assistant|>\nThe answer is:")
     assert tulu_prompt("paper_gsm8k")({"question": "How many? "}) == (
         "<|user|>\nAnswer the following question.\n\nQuestion: How many?\n<|assistant|>\nAnswer:")
     he = tulu_prompt("paper_humaneval")({"prompt": "def f(x):\n    \"\"\"Double x.\"\"\"\n"})
-    start = "<|assistant|>\nHere is the completed function:\n\n\n```python\n"
-    assert he.endswith(start + "def f(x):\n    \"\"\"Double x.\"\"\"\n")
+    assert he.endswith("<|assistant|>\nHere is the completed function:\n\n\ndef f(x):\n    \"\"\"Double x.\"\"\"\n")
 
 
 def test_the_model_template_protocol_hands_lm_eval_the_user_turn_and_the_answer_start():

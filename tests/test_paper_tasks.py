@@ -35,8 +35,9 @@ def test_humaneval_canonical_solutions_all_pass(tmp_path):
         rows = [json.loads(line) for line in f]
     summary, samples = evaluate("paper_humaneval", write_jsonl(tmp_path / "he.jsonl", rows),
                                 OracleLM(respond=lambda d: d["canonical_solution"]))
-    failures = [json.loads(s["filtered_resps"][0]) for s in samples if s["pass_at_1"] != 1.0]
+    failures = [json.loads(s["filtered_resps"][0][0]) for s in samples if s["pass_at_1"] != 1.0]
     assert summary["n"] == 164 and summary["value"] == 1.0, failures[:3]
+    assert summary["samples_per_item"] == 20 and all(len(s["filtered_resps"][0]) == 20 for s in samples)
 
 
 def test_humaneval_empty_completion_fails(tmp_path):

@@ -15,6 +15,7 @@ from pkt.methods.seeking.extract import (
     best_block,
     brute_force_block,
     choose_layers,
+    delta_weight,
     extract,
     layer_scores,
     lora_factors,
@@ -22,6 +23,7 @@ from pkt.methods.seeking.extract import (
     select,
     sensitivity,
     stack_adapter,
+    start_factors,
 )
 
 
@@ -225,6 +227,14 @@ def test_stack_adapter_reproduces_the_trained_delta():
     assert torch.allclose(b @ a, b1 @ a1)
 
 
+def test_start_factors_share_the_root_of_the_scale():
+    b0, a0 = torch.tensor([[2.0], [4.0]]), torch.tensor([[1.0, 3.0]])
+    (b, a), = start_factors({"m": (b0, a0)}, 4.0).values()  # r 4, alpha 16: s = 4, sqrt(s) = 2
+    assert torch.equal(b, torch.tensor([[1.0], [2.0]])) and torch.equal(a, torch.tensor([[0.5, 1.5]]))
+    assert torch.equal(4.0 * b @ a, b0 @ a0)  # s B A is the extracted block
+    assert torch.equal(start_factors({"m": (b0, a0)}, 1.0)["m"][0], b0)  # alpha = r (the reference): as extracted
+
+
 def logits(model, ids):
     with torch.no_grad():
         return model(input_ids=ids).logits
@@ -256,10 +266,26 @@ def test_student_is_unchanged_at_step_0(pair, seeking_student):
     ids = seeds()[0]["input_ids"]
     assert torch.allclose(logits(model, ids), logits(student, ids), atol=1e-5)
     lora_b = dict(model.named_parameters())["base_model.model.model.layers.0.mlp.up_proj.lora_B.default.weight"]
-    assert torch.equal(lora_b, factors["model.layers.0.mlp.up_proj"][0])  # LoRA starts from the teacher's B
+    # LoRA starts from the teacher's B / sqrt(alpha / r) = B / sqrt(2) (r 4, alpha 8)
+    torch.testing.assert_close(lora_b.detach(), factors["model.layers.0.mlp.up_proj"][0] / math.sqrt(2.0))
     assert float(lora_b.detach().abs().sum()) > 0
     embed = dict(model.named_parameters())["base_model.model.model.embed_tokens.lora_embedding_A.default"]
     assert embed.shape == (4, 50)
+
+
+def test_the_adapters_delta_at_step_0_is_the_extracted_block_when_alpha_is_not_r(pair, seeking_student):
+    """r 4, alpha 8 (s = 2): peft's delta s B A of every extracted module equals the rank-r block B0 A0, and the
+    base weight holds W - B0 A0 (unscaled factors would start the LoRA at 2 B0 A0)."""
+    _, student = pair
+    _, model, _, factors = seeking_student
+    modules, weights = dict(model.named_modules()), dict(student.named_parameters())
+    for name, (b0, a0) in factors.items():
+        layer = modules[f"base_model.model.{name}"]
+        embedding = "embed_tokens" in name
+        assert layer.scaling["default"] == 2.0
+        block = delta_weight(b0, a0, embedding)
+        torch.testing.assert_close(layer.get_delta_weight("default"), block, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(layer.base_layer.weight, weights[f"{name}.weight"] - block, atol=1e-6, rtol=1e-5)
 
 
 def test_saved_adapter_on_the_vanilla_student_reproduces_the_trained_model(seeking_student, tmp_path):

@@ -59,7 +59,7 @@ def test_task_config_points_data_at_absolute_files(tmp_path):
     cfg = task_config(TASKS_DIR, "paper_gsm8k", {"data_files": {"test": str(f)}})
     assert cfg["dataset_path"] == "json" and "dataset_name" not in cfg
     assert cfg["dataset_kwargs"]["data_files"] == {"test": str(f.resolve())}
-    assert primary_metric(cfg) == "exact_match,final-number"
+    assert primary_metric(cfg) == "exact_match,open-instruct"
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         task_config(TASKS_DIR, "paper_gsm8k", {"data_files": {"test": str(tmp_path / "missing.jsonl")}})
     with pytest.raises(FileNotFoundError, match="paper_nothing"):
@@ -139,10 +139,24 @@ def test_answer_phrase_before_last_number_and_number_edge_cases(text, number):
     assert final_number(text) == number
 
 
-def test_paper_gsm8k_stops_where_a_new_question_starts():
+def test_paper_gsm8k_stops_only_at_eos_as_open_instructs_chat_format_does():
     cfg = task_config(TASKS_DIR, "paper_gsm8k")
-    until = cfg["generation_kwargs"]["until"]
-    assert "Question:" in until and "<|user|>" in until
+    assert cfg["generation_kwargs"]["until"] == []  # lm-eval adds the tokenizer's EOS
+    assert [f["name"] for f in cfg["filter_list"]] == ["open-instruct", "answer-phrase"]
+
+
+def test_a_byte_level_generation_decodes_the_same_in_context():
+    """The toy tokenizer is byte-level: the anchored decode of the evaluation's HFLM changes nothing there."""
+    from types import SimpleNamespace
+
+    from pkt.data.tokenizer import train_tokenizer
+    from pkt.evaluation.evaluate import continuation_hflm
+
+    tok = train_tokenizer(["def f(x):\n    return 2 * x\n", "So the answer is 8."] * 20, vocab_size=300)
+    decode = continuation_hflm().tok_decode
+    for text in ("    return 2 * x\n", " So the answer is 8.", "\n\nQuestion"):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert decode(SimpleNamespace(tokenizer=tok), ids) == tok.decode(ids) == text
 
 
 def test_code_fence_with_any_language_tag():

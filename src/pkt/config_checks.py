@@ -42,6 +42,7 @@ def config_errors(config: dict[str, Any]) -> list[str]:
         errors += _seeking_errors(config)
     if "laten" in config["methods"]:
         errors += _laten_errors(config)
+    errors += _task_key_errors(config)
     sem = config.get("semalign", {})
     checked = {"analysis_task": sem.get("analysis_task"), "ablation.task": sem.get("ablation", {}).get("task")}
     for key, task in checked.items():
@@ -49,6 +50,12 @@ def config_errors(config: dict[str, Any]) -> list[str]:
             errors.append(f"semalign.{key}: {task!r} is not one of evaluation.tasks {config['evaluation']['tasks']}")
     if config["evaluation"].get("backend") == "vllm" and config["device"] == "cpu":
         errors.append("evaluation.backend: vllm serves models on a GPU, but device is cpu (use hf, or device auto)")
+    for task, sampling in config["evaluation"].get("sampling", {}).items():
+        if task not in config["evaluation"]["tasks"]:
+            errors.append(f"evaluation.sampling.{task}: {task!r} is not one of evaluation.tasks")
+        if sampling.get("temperature") == 0 and sampling.get("samples", 1) > 1:
+            errors.append(f"evaluation.sampling.{task}: {sampling['samples']} greedy samples (temperature 0) would "
+                          "be copies; set samples: 1 or a temperature > 0")
     rows = ["student", "teacher", *config["methods"]]
     reference = config.get("tables", {}).get("reference")
     if reference is not None and reference not in rows:
@@ -149,9 +156,12 @@ def extract_size(config: dict[str, Any], task: str) -> tuple[int | None, str]:
 
 
 def _laten_errors(config: dict[str, Any]) -> list[str]:
-    """LaTen injects int(rate x units) vectors per student layer and trains on the extract split."""
+    """LaTen injects int(rate x units) vectors per student layer and trains on the extract split: its OneCycle
+    schedule spans the whole split (one step per row, as train_LaTen.py:194-202), so a task's ``steps`` (the
+    translator injected) cannot exceed the split's rows."""
     errors, models = [], config["models"]
-    rate = config.get("laten", {}).get("rate", 0.1)
+    laten = config.get("laten", {})
+    rate = laten.get("rate", 0.1)
     for pair, p in config["pairs"].items():
         s = models.get(p["student"])
         if s is None:
@@ -160,9 +170,30 @@ def _laten_errors(config: dict[str, Any]) -> list[str]:
             if int(s[key] * rate) < 1:
                 errors.append(f"laten.rate {rate} selects no unit of pairs.{pair}'s student ({key} {s[key]})")
     for task in config["evaluation"]["tasks"]:
-        if config["world"]["splits"].get(task, {}).get("extract", 1) < 1:
-            errors.append(f"world.splits.{task}.extract is empty; laten trains its translator on it")
+        size, where = extract_size(config, task)
+        if size is not None and size < 1:
+            errors.append(f"{where} is empty; laten trains its translator on it")
+            continue
+        steps = task_section(laten, task).get("steps", 4)
+        if size is not None and steps > size:
+            key = f"laten.tasks.{task}.steps" if "steps" in laten.get("tasks", {}).get(task, {}) else "laten.steps"
+            errors.append(f"{key} {steps} exceeds the extract split of {task}: {where} has {size} "
+                          "rows (LaTen's schedule spans the split, one step per row)")
     return errors
+
+
+def _task_key_errors(config: dict[str, Any]) -> list[str]:
+    """Every per-task map (semalign.align.tasks, laten.tasks, train.per_method.<method>.tasks) names tasks the
+    config evaluates or has splits for: a misspelt task would otherwise be ignored without a word. (A config
+    merged over another keeps the other's entries, e.g. paper-code.yaml over paper.yaml evaluates two of the
+    four paper tasks, so a task with splits that is not evaluated here is allowed.)"""
+    known = list(dict.fromkeys([*config["evaluation"]["tasks"], *tasks_of(config)]))
+    maps = {"semalign.align.tasks": config.get("semalign", {}).get("align", {}).get("tasks", {}),
+            "laten.tasks": config.get("laten", {}).get("tasks", {}),
+            **{f"train.per_method.{method}.tasks": own.get("tasks", {})
+               for method, own in config.get("train", {}).get("per_method", {}).items()}}
+    return [f"{name}.{task}: {task!r} is not a task of this config (evaluation.tasks or the splits: {known})"
+            for name, by_task in maps.items() for task in by_task if task not in known]
 
 
 def train_settings(train: dict[str, Any], method: str, tasks: list[str], max_length: int) -> dict[str, dict]:
@@ -173,6 +204,45 @@ def train_settings(train: dict[str, Any], method: str, tasks: list[str], max_len
     own = dict(train.get("per_method", {}).get(method, {}))
     by_task = own.pop("tasks", {})
     return {task: {**base, **own, **by_task.get(task, {}), "max_length": max_length} for task in tasks}
+
+
+def task_section(section: dict[str, Any], task: str) -> dict[str, Any]:
+    """``section`` with its ``tasks[task]`` entry applied (a task's entry wins) and the ``tasks`` map dropped: the
+    shape of ``train.per_method.<method>.tasks``, for sections whose paper values differ by task
+    (``semalign.align``: v1 Appendix A.2's 2/4/3/8 alignment steps; ``laten``: the injected step)."""
+    return {**{k: v for k, v in section.items() if k != "tasks"}, **section.get("tasks", {}).get(task, {})}
+
+
+def semalign_settings(config: dict[str, Any], task: str) -> dict[str, Any]:
+    """pkt.methods.semalign.method.SemAlignSettings of one task, from the lora (r, alpha, dropout) and semalign
+    sections (``semalign.align.tasks[task]`` over ``semalign.align``)."""
+    sem, lora = config["semalign"], config["lora"]
+    align = task_section(sem["align"], task)
+    return {**{k: lora[k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
+            "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
+            "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"],
+            "align_steps": align["steps"], "align_lr": align["lr"]}
+
+
+def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and the
+    method's own, with its per-task entries applied where it has them (semalign.align.tasks, laten.tasks)."""
+    lora = {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
+
+    def of(task: str) -> dict[str, Any]:
+        if method == "semalign":
+            return semalign_settings(config, task)
+        if method == "kd":
+            return {**config["lora"], "kd_alpha": config["kd"]["alpha"], "temperature": config["kd"]["temperature"]}
+        if method == "fitnet":
+            fit = config["fitnet"]
+            return {**lora, "target_modules": config["semalign"]["target_modules"], "loss": fit["loss"],
+                    "layer_weight": fit["weights"]["layer"], "ce_weight": fit["weights"]["ce"]}
+        if method == "laten":
+            return task_section(config["laten"], task)
+        return dict(config["lora"])
+
+    return {task: of(task) for task in tasks}
 
 
 def check_config(config: dict[str, Any]) -> None:

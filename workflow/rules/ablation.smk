@@ -19,7 +19,7 @@ rule semalign_ablation:
     params:
         root=f"{RUN}/ablation/{{pair}}",
         semalign=config["semalign"],
-        method_settings=semalign_settings(),
+        method_settings=semalign_settings(ABLATION_TASK),  # the ablation task's (semalign.align.tasks)
         train=lambda wc: train_settings(wc)[ABLATION_TASK],
         task=ABLATION_TASK,
         tasks_dir=lambda wc, input: str(Path(input.tasks).parent),

@@ -1,7 +1,9 @@
 # Validation, wildcard constraints, paths and input functions. No rules here.
 
 from pkt.config_checks import active, check_config, tasks_of, train_settings as resolved_train
+from pkt.config_checks import method_settings as resolved_method, semalign_settings as resolved_semalign
 from pkt.data import SOURCES as DATA_SOURCES
+from pkt.evaluation.tasks import declared_samples
 from pkt.methods import method_module
 from pkt.resources import job_resources, parameter_count
 from pkt.sources import relative_files
@@ -23,6 +25,9 @@ EVAL_TASKS = config["evaluation"]["tasks"]
 METHODS = ["vanilla", *config["methods"]]
 PAIRS = list(config["pairs"])
 SEEDS = config["seeds"]
+# An evaluate job's work in greedy-task units: a task sampled n times per item (HumanEval: 20) counts n.
+EVAL_UNITS = sum(declared_samples(f"{workflow.basedir}/workflow/tasks", task, config["evaluation"]["sampling"])
+                 for task in EVAL_TASKS)
 
 
 wildcard_constraints:
@@ -117,29 +122,16 @@ def pair_student_dir(wildcards):
     return f"{RUN}/models/{config['pairs'][wildcards.pair]['student']}"
 
 
-def semalign_settings():
-    """pkt.methods.semalign.method.SemAlignSettings from the lora (r, alpha, dropout) and semalign sections."""
-    sem = config["semalign"]
-    return {**{k: config["lora"][k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
-            "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
-            "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"],
-            "align_steps": sem["align"]["steps"], "align_lr": sem["align"]["lr"]}
+def semalign_settings(task):
+    """pkt.methods.semalign.method.SemAlignSettings of one task (pkt.config_checks.semalign_settings: the lora and
+    semalign sections, semalign.align.tasks[task] over semalign.align)."""
+    return resolved_semalign(config, task)
 
 
 def method_settings(wildcards):
-    """The settings of a method's config dataclass (pkt.methods.<method>): the lora section and its own."""
-    method, lora = wildcards.method, {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
-    if method == "semalign":
-        return semalign_settings()
-    if method == "kd":
-        return {**config["lora"], "kd_alpha": config["kd"]["alpha"], "temperature": config["kd"]["temperature"]}
-    if method == "fitnet":
-        fit = config["fitnet"]
-        return {**lora, "target_modules": config["semalign"]["target_modules"], "loss": fit["loss"],
-                "layer_weight": fit["weights"]["layer"], "ce_weight": fit["weights"]["ce"]}
-    if method == "laten":
-        return dict(config["laten"])
-    return config["lora"]
+    """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and its own,
+    with the task's overrides where the method has them (pkt.config_checks.method_settings)."""
+    return resolved_method(config, wildcards.method, EVAL_TASKS)
 
 
 def pair_teacher_dir(wildcards):

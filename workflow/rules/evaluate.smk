@@ -1,5 +1,5 @@
 # One job per method x pair runs every seed's adapters on every task with one model load (the adapters
-# are loaded side by side and switched); one job per vanilla model, seed 0 (greedy decoding: deterministic).
+# are loaded side by side and switched); one job per vanilla model, seed 0 (the papers report one run; sampled tasks draw with the seed).
 rule evaluate:
     input:
         unpack(eval_inputs),
@@ -26,7 +26,7 @@ rule evaluate:
         method="|".join(config["methods"]),
     threads: 1
     resources:
-        **sized("evaluate", "evaluated", units=len(EVAL_TASKS) * len(SEEDS)),
+        **sized("evaluate", "evaluated", units=EVAL_UNITS * len(SEEDS)),
     group:
         "evaluate"  # on a cluster, --group-components evaluate=N runs N evaluations in one allocation
     conda:
@@ -55,7 +55,7 @@ use rule evaluate as evaluate_vanilla with:
     wildcard_constraints:
         method="vanilla",
     resources:
-        **sized("evaluate", "evaluated", units=len(EVAL_TASKS)),
+        **sized("evaluate", "evaluated", units=EVAL_UNITS),
     message:
         with_asks("Evaluating {wildcards.pair} as it is on every task")
 

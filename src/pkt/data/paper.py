@@ -4,7 +4,10 @@
 fsspec, which ``datasets`` already uses for remote files), its sha256 compared with the one in the config
 before anything is parsed, and its ``{"messages": [user, assistant]}`` records written in the project's
 record schema (:func:`pkt.data.records.make_record`), so every stage reads paper and toy splits alike. The papers'
-own ids and MMLU categories are kept as fields (``source_id``, ``category``).
+own ids and MMLU categories are kept as fields (``source_id``, ``category``). Each record carries
+``"format": "tulu-reference"`` (:data:`pkt.data.records.REFERENCE_FORMAT`): the papers trained on these
+records in their trainers' chat rendering and masking, which :func:`pkt.data.records.encode_supervised`
+reproduces for such records (evaluation keeps Open-Instruct's prompt either way).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pkt.data.records import make_record, write_manifest, write_split
+from pkt.data.records import REFERENCE_FORMAT, make_record, write_manifest, write_split
 from pkt.io import jsonl_lines
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,8 @@ def convert(raw: bytes, task: str, source: str, limit: int | None = None) -> lis
         if roles != ["user", "assistant"]:
             raise ValueError(f"{source} line {number}: expected messages [user, assistant], found {roles}")
         fields = {new: row[old] for old, new in KEPT_FIELDS.items() if old in row}
-        records.append(make_record(task, messages[0]["content"], messages[1]["content"], **fields))
+        records.append(make_record(task, messages[0]["content"], messages[1]["content"], format=REFERENCE_FORMAT,
+                                   **fields))
     if not records:
         raise ValueError(f"{source}: no records")
     return records

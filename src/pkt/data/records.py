@@ -1,10 +1,16 @@
 """Task records, the chat format, and reading/writing splits.
 
 Every task record, toy or paper, carries the same chat-message schema,
-``{"id", "task", "messages": [{"role": "user", ...}, {"role": "assistant", ...}], ...task fields}``,
-so that training (loss on the assistant turn only) and evaluation (prompt = the user turn) format
-text identically. The chat format is the Tulu/Open-Instruct one that the Seeking paper trains with:
-``<|user|>\\n{user}\\n<|assistant|>\\n{assistant}<eos>``.
+``{"id", "task", "messages": [{"role": "user", ...}, {"role": "assistant", ...}], ...task fields}``.
+The chat format is the Tulu/Open-Instruct one, in two renderings:
+
+* evaluation (Open-Instruct's), and training on toy records: ``<|user|>\\n{user}\\n<|assistant|>\\n``
+  (:func:`render_prompt`) then ``{assistant}<eos>``, prompt and response tokenised apart;
+* training on the papers' records, which carry ``"format": "tulu-reference"`` (:data:`REFERENCE_FORMAT`,
+  written by :mod:`pkt.data.paper`): the reference trainers'
+  ``<|user|>\\n{user}\\n\\n<|assistant|>\\n{assistant}\\n\\n`` with both turns stripped (:func:`reference_chat`),
+  tokenised whole, then ``<eos>``, with the prompt masked by its token count as each reference trainer counts
+  it (:func:`encode_supervised`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ ASSISTANT = "<|assistant|>"
 EOS = "<|endoftext|>"
 PAD = "<pad>"
 SPECIAL_TOKENS = (EOS, PAD, USER, ASSISTANT)
+REFERENCE_FORMAT = "tulu-reference"  # a record's "format": it trains as the reference trainers render and mask it
+TRAINERS = ("paraknowtransfer", "laten")  # whose masking rule a reference-format record follows
 # The same format as a Jinja chat template, stored with the toy tokenizer so that lm-eval's
 # apply_chat_template and transformers' pipelines render prompts exactly as render_prompt does.
 CHAT_TEMPLATE = (
@@ -38,6 +46,27 @@ def render_prompt(user: str) -> str:
 def chat_text(user: str, assistant: str) -> str:
     """A whole exchange as one document (the tokenizer adds the EOS after the assistant turn)."""
     return render_prompt(user) + assistant
+
+
+def reference_prompt(user: str) -> str:
+    """The user turn and assistant header as both reference trainers render them: the chat format of
+    Open-Instruct's training code (a blank line after each turn), the user turn stripped."""
+    return f"{USER}\n{user.strip()}\n\n{ASSISTANT}\n"
+
+
+def reference_chat(user: str, assistant: str) -> str:
+    """A whole exchange as the reference trainers train on it (``generate_chat_prompt`` of ParaKnowTransfer's
+    utils/prompter.py and of Neural_Incompatibility's utils/utils.py): both turns stripped, each followed by
+    a blank line; the EOS is appended to its tokens, not to the text."""
+    return f"{reference_prompt(user)}{assistant.strip()}\n\n"
+
+
+def is_reference(record: dict[str, Any]) -> bool:
+    """Whether a record trains in the reference trainers' format (its ``format`` field; toy records have none)."""
+    fmt = record.get("format")
+    if fmt not in (None, REFERENCE_FORMAT):
+        raise ValueError(f"record {record.get('id')!r}: unknown format {fmt!r} (known: {REFERENCE_FORMAT!r})")
+    return fmt == REFERENCE_FORMAT
 
 
 def split_chat(text: str) -> tuple[str, str]:
@@ -70,12 +99,19 @@ def make_record(task: str, user: str, assistant: str, **fields: Any) -> dict[str
     }
 
 
-def prompt_and_response(record: dict[str, Any]) -> tuple[str, str]:
-    """(prompt text, response text) of a record: what is conditioned on, and what is scored."""
+def turns(record: dict[str, Any]) -> tuple[str, str]:
+    """(user content, assistant content) of a record, checking that it is one [user, assistant] exchange."""
     messages = record["messages"]
     if len(messages) != 2 or messages[0]["role"] != "user" or messages[1]["role"] != "assistant":
         raise ValueError(f"record {record.get('id')!r}: expected [user, assistant] messages")
-    return render_prompt(messages[0]["content"]), messages[1]["content"]
+    return messages[0]["content"], messages[1]["content"]
+
+
+def prompt_and_response(record: dict[str, Any]) -> tuple[str, str]:
+    """(prompt text, response text) of a record as the toy format renders it: what is conditioned on, and
+    what is scored."""
+    user, assistant = turns(record)
+    return render_prompt(user), assistant
 
 
 def write_split(path: str | os.PathLike[str], records: list[dict[str, Any]], prefix: str) -> int:
@@ -119,44 +155,88 @@ def ensure_pad_token(tokenizer):
     return tokenizer
 
 
-def encode_supervised(record: dict[str, Any], tokenizer, max_length: int) -> dict[str, list[int]] | None:
+def encode_supervised(record: dict[str, Any], tokenizer, max_length: int, *, trainer: str = "paraknowtransfer",
+                      train_on_inputs: bool = False) -> dict[str, list[int]] | None:
     """Token ids of prompt + response + EOS, with labels -100 on the prompt: loss on the response only.
 
     One rule for every stage that scores a record (training, importance, sensitivity, targets):
 
-    * special tokens: the prompt is encoded as lm-eval encodes a context, with the tokenizer's own
-      special tokens (a Llama tokenizer's BOS ``<s>``); the response without, then the EOS;
-    * length: the joined sequence is cut from the right at ``max_length``, as the reference trainers do,
-      so the prompt (with its chat header) always stays whole and the example stays conditioned; a
-      response cut this way loses its end and its EOS;
-    * an example whose prompt leaves no room for a single response token is dropped (None).
-
-    Prompt and response are tokenised apart, the split lm-eval generates from.
+    * text and special tokens, toy records: the prompt (:func:`render_prompt`) is encoded as lm-eval encodes
+      a context, with the tokenizer's own special tokens (a Llama tokenizer's BOS ``<s>``); the response
+      without, then the EOS. Prompt and response are tokenised apart, the split lm-eval generates from.
+    * text and special tokens, reference-format records (:func:`is_reference`): :func:`reference_chat` is
+      tokenised whole and the EOS appended (unless its last token is one), as each reference trainer does; the
+      labels are -100 on the first *n* tokens, *n* counted as that ``trainer`` counts the prompt
+      (:func:`reference_prompt`) tokenised alone (:func:`_reference_ids`). So a Llama tokenizer marks the
+      response's first word ``The`` (after the header's newline), not ``▁The`` as a response tokenised alone;
+    * ``train_on_inputs``: every token is labelled (LaTen's README setting for MMLU, whose one-letter answers
+      give too little gradient), any record. LaTen's own code, so set, raises at utils/utils.py:107 (it reads
+      ``user_prompt``, assigned only when inputs are masked) after making exactly these tokens and labels;
+    * length: the sequence is cut from the right at ``max_length``, as the reference trainers do, so the
+      prompt (with its chat header) always stays whole and the example stays conditioned; a response cut this
+      way loses its end and its EOS. This is the references' ``truncation=True, max_length=cutoff_len`` then
+      "append the EOS only below ``cutoff_len``", token for token;
+    * an example whose prompt (its *n* masked tokens) leaves no room for a single response token is dropped
+      (None), with ``train_on_inputs`` too. Here the references differ: they keep such an example, all its
+      labels -100 (no loss), or with ``train_on_inputs`` labelled on a prompt cut short.
     """
-    return _encode(record, tokenizer, max_length)[0]
+    return _encode(record, tokenizer, max_length, trainer, train_on_inputs)[0]
 
 
-def _encode(record: dict[str, Any], tokenizer, max_length: int) -> tuple[dict[str, list[int]] | None, bool]:
+def _reference_ids(record: dict[str, Any], tokenizer, trainer: str) -> tuple[list[int], int]:
+    """(ids of :func:`reference_chat` + EOS, number of prompt tokens to mask) as ``trainer``'s code makes them.
+
+    * ``paraknowtransfer`` (Seeking; ParaKnowTransfer finetune.py ``tokenize`` and ``generate_and_tokenize_prompt``
+      inside ``train``, lines 135-196): the tokenizer's own special tokens (a Llama BOS); the EOS appended
+      (``tokenize``'s ``add_eos_token=True``, 145-151); the prompt tokenised with ``add_eos_token=False``
+      (``train``'s default, line 53), so *n* = its tokens, BOS included.
+    * ``laten`` (Neural_Incompatibility utils/utils.py ``generate_and_tokenize_prompt``, 53-105, with the
+      tokenizers of train_LaTen.py 123-128: ``add_bos_token = False``): no BOS; the EOS appended (74-80);
+      the prompt tokenised by the same ``tokenize``, so with an EOS too (97-100): *n* = its tokens + 1, and
+      the response's first token is masked as well.
+    """
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer {trainer!r}: expected one of {TRAINERS}")
+    user, assistant = turns(record)
+    specials = trainer == "paraknowtransfer"
+    eos = tokenizer.eos_token_id
+    ids = tokenizer(reference_chat(user, assistant), add_special_tokens=specials)["input_ids"]
+    prompt = tokenizer(reference_prompt(user), add_special_tokens=specials)["input_ids"]
+    with_eos = [*ids, eos] if ids[-1:] != [eos] else ids
+    n = len(prompt) + (trainer == "laten" and prompt[-1:] != [eos])
+    return with_eos, n
+
+
+def _encode(record: dict[str, Any], tokenizer, max_length: int, trainer: str = "paraknowtransfer",
+            train_on_inputs: bool = False) -> tuple[dict[str, list[int]] | None, bool]:
     """:func:`encode_supervised` and whether the length rule cut (or dropped) the example."""
-    prompt, response = prompt_and_response(record)
-    p = tokenizer(prompt)["input_ids"]
-    r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    if len(p) >= max_length:
+    if is_reference(record):
+        ids, n = _reference_ids(record, tokenizer, trainer)
+    else:
+        if trainer not in TRAINERS:
+            raise ValueError(f"trainer {trainer!r}: expected one of {TRAINERS}")
+        prompt, response = prompt_and_response(record)
+        p = tokenizer(prompt)["input_ids"]
+        ids, n = p + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id], len(p)
+    if n >= max_length:
         return None, True
-    cut = len(p) + len(r) > max_length
-    r = r[: max_length - len(p)]
-    return {"input_ids": p + r, "labels": [-100] * len(p) + r, "attention_mask": [1] * (len(p) + len(r))}, cut
+    cut = len(ids) > max_length
+    ids = ids[:max_length]
+    labels = list(ids) if train_on_inputs else [-100] * n + ids[n:]
+    return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}, cut
 
 
-def encode_split(records: list[dict[str, Any]], tokenizer, max_length: int) -> tuple[list[dict], dict[str, int]]:
-    """Encode every record by :func:`encode_supervised`; return the kept examples and what the rule did.
+def encode_split(records: list[dict[str, Any]], tokenizer, max_length: int, *, trainer: str = "paraknowtransfer",
+                 train_on_inputs: bool = False) -> tuple[list[dict], dict[str, int]]:
+    """Encode every record by :func:`encode_supervised` (``trainer``, ``train_on_inputs`` as there); return the
+    kept examples and what the rule did.
 
     The counts (``examples``, ``truncated``: response cut at ``max_length``, ``dropped``: prompt too long)
     go into each stage's output, so a reader sees how many examples the length rule touched.
     """
     kept, truncated = [], 0
     for record in records:
-        enc, cut = _encode(record, tokenizer, max_length)
+        enc, cut = _encode(record, tokenizer, max_length, trainer, train_on_inputs)
         if enc is not None:
             kept.append(enc)
             truncated += cut
@@ -182,11 +262,12 @@ def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]
     return out
 
 
-def supervised_batches(records: list[dict[str, Any]], tokenizer, batch_size: int, max_length: int
+def supervised_batches(records: list[dict[str, Any]], tokenizer, batch_size: int, max_length: int, *,
+                       trainer: str = "paraknowtransfer", train_on_inputs: bool = False
                        ) -> tuple[list[dict], dict[str, int]]:
     """Records -> padded batches for a forward/backward pass (importance, sensitivity, targets), and the
-    length rule's counts (:func:`encode_split`)."""
-    encoded, stats = encode_split(records, tokenizer, max_length)
+    length rule's counts (:func:`encode_split`, ``trainer`` and ``train_on_inputs`` as there)."""
+    encoded, stats = encode_split(records, tokenizer, max_length, trainer=trainer, train_on_inputs=train_on_inputs)
     pad = ensure_pad_token(tokenizer).pad_token_id
     batches = [collate(encoded[i : i + batch_size], pad) for i in range(0, len(encoded), batch_size)]
     return batches, stats

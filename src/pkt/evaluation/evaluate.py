@@ -8,6 +8,7 @@ paper tasks can read local files in the hub's schema instead of the hub.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,6 +54,30 @@ def primary_metric(cfg: dict) -> str:
     return f"{name},{filters[0]['name']}"
 
 
+def apply_sampling(cfg: dict, sampling: dict[str, Any] | None) -> dict:
+    """A generation task's config with ``evaluation.sampling[task]`` applied: ``samples`` per item (lm-eval's
+    ``repeats``), ``temperature`` (0 = greedy) and ``top_p``. Greedy with more than one sample is refused: the
+    samples would be copies. Returns ``cfg`` unchanged without an entry."""
+    if not sampling:
+        return cfg
+    task = cfg.get("task")
+    if "generation_kwargs" not in cfg:
+        raise ValueError(f"evaluation.sampling.{task}: {task} does not generate (it scores log-likelihoods)")
+    gen = dict(cfg["generation_kwargs"])
+    samples = int(sampling.get("samples", cfg.get("repeats", 1)))
+    if "temperature" in sampling:
+        gen["temperature"] = float(sampling["temperature"])
+        gen["do_sample"] = gen["temperature"] > 0
+    if "top_p" in sampling:
+        gen["top_p"] = float(sampling["top_p"])
+    if not gen.get("do_sample") and samples > 1:
+        raise ValueError(f"evaluation.sampling.{task}: {samples} greedy samples would be {samples} copies; "
+                         "set temperature > 0 or samples: 1")
+    if not gen.get("do_sample"):
+        gen.pop("temperature", None), gen.pop("top_p", None)
+    return {**cfg, "repeats": samples, "generation_kwargs": gen}
+
+
 def config_hash(obj: Any) -> str:
     """A short, order-independent hash of the settings that determine a result."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -65,6 +90,7 @@ def load_lm(
     device: str = "cpu",
     max_length: int | None = None,
     merge: bool = False,
+    dtype: str = "run",
 ) -> Any:
     """One lm-eval ``HFLM`` over a model loaded once, for every task of an evaluate job.
 
@@ -77,16 +103,14 @@ def load_lm(
     applied (:func:`pkt.models.build.untie_output_head`): the embedding's and the head's LoRA then change
     only their own module, merged or not, and lm-eval's re-tying (``tie_weights``) has nothing to undo.
     Loading once matters: the model and tokenizer load, not the scoring, is most of a toy task's time.
+    ``dtype`` is :func:`eval_dtype`'s setting ("run", "auto" = the checkpoint's own, or a torch dtype name).
     """
-    import torch
-    from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pkt.models.build import run_dtype, untie_output_head
+    from pkt.models.build import untie_output_head
 
-    dtype = getattr(torch, run_dtype(device))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=eval_dtype(dtype, device)).to(device)
     if adapters:
         untie_output_head(model)
     if adapters and not merge:
@@ -97,10 +121,53 @@ def load_lm(
         for name, path in rest:
             model.load_adapter(str(path), adapter_name=name)
     model.eval()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+    lm = continuation_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
     if adapters and merge:
         lm.pkt_merge = {"base": model, "adapters": {k: Path(v) for k, v in adapters.items()}}
     return lm
+
+
+def eval_dtype(setting: str, device: str) -> Any:
+    """The dtype a model is evaluated in: "run" = the run's (:func:`pkt.models.build.run_dtype`: bf16 on a GPU,
+    fp32 on the CPU); "auto" = the checkpoint's own ``torch_dtype``, as Open-Instruct loads (fp16 for Llama-2);
+    or a torch dtype by name."""
+    import torch
+
+    from pkt.models.build import run_dtype
+
+    if setting == "auto":
+        return "auto"
+    name = run_dtype(device) if setting == "run" else setting
+    if not isinstance(getattr(torch, name, None), torch.dtype):
+        raise ValueError(f"evaluation.dtype {setting!r} is not run, auto or a torch dtype")
+    return getattr(torch, name)
+
+
+@functools.cache
+def continuation_hflm() -> type:
+    """lm-eval's ``HFLM`` with a generation's text decoded in context (:class:`ContinuationHFLM`), built on
+    first use so that importing this module does not import lm-eval."""
+    from lm_eval.models.huggingface import HFLM
+
+    class ContinuationHFLM(HFLM):
+        """``HFLM`` whose generated tokens decode as they read after the prompt, as Open-Instruct's do.
+
+        lm-eval decodes a continuation's tokens alone; a sentencepiece tokenizer (Llama's) then drops the
+        leading space of the first token, so a HumanEval body generated as "    return x" reads "   return x"
+        and fails on its indentation. Open-Instruct decodes prompt + output and cuts the prompt's text off;
+        here the tokens are decoded after an anchor token (the newline's) whose text is cut off, which gives
+        the same text without the prompt. Byte-level tokenizers (the toy one) decode the same either way.
+        """
+
+        def tok_decode(self, tokens, skip_special_tokens: bool = True):
+            if isinstance(tokens, int):
+                return super().tok_decode(tokens, skip_special_tokens=skip_special_tokens)
+            anchor = self.tokenizer.encode("\n", add_special_tokens=False)[-1:]
+            head = self.tokenizer.decode(anchor, skip_special_tokens=skip_special_tokens)
+            text = self.tokenizer.decode(anchor + list(tokens), skip_special_tokens=skip_special_tokens)
+            return text[len(head):] if text.startswith(head) else super().tok_decode(tokens, skip_special_tokens)
+
+    return ContinuationHFLM
 
 
 def use_adapter(lm: Any, name: str) -> None:
@@ -129,15 +196,19 @@ def run_task(
     limit: int | None = None,
     seed: int = 0,
     max_gen_toks: int | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Evaluate one task with an lm-eval model; return (summary with provenance, per-sample records).
 
     ``lm`` is an ``HFLM`` from :func:`load_lm`, or a stub whose answers are known (tests). ``protocol``
     renders a paper task's prompt in the Tulu format ("tulu", the published rows) or through the model's own
-    chat template ("chat_template", :func:`pkt.evaluation.tasks.protocol_config`); ``max_gen_toks`` caps generation.
-    The summary     holds the headline metric with its stderr, every per-item score (``items``: the paired bootstrap
-    of the tables needs them) and, for tasks whose documents carry ``known_by_student``, the accuracy
-    on held-out and control items separately (``subsets``).
+    chat template ("chat_template", :func:`pkt.evaluation.tasks.protocol_config`); ``max_gen_toks`` caps generation;
+    ``sampling`` ({task: {samples, temperature, top_p}}) overrides a generation task's decoding
+    (:func:`apply_sampling`).
+    The summary holds the headline metric with its stderr, every per-item score (``items``: the paired bootstrap
+    of the tables needs them; an item's score is the mean over its samples), the samples per item, the
+    reference the protocol follows (a paper task's Open-Instruct commit) and, for tasks whose documents carry
+    ``known_by_student``, the accuracy on held-out and control items separately (``subsets``).
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -146,6 +217,7 @@ def run_task(
 
     _environment_once()
     cfg, apply_chat_template = protocol_config(task_config(tasks_dir, task, data), protocol)
+    cfg = apply_sampling(cfg, (sampling or {}).get(task))
     if max_gen_toks is not None and "generation_kwargs" in cfg:
         cfg["generation_kwargs"] = {**cfg["generation_kwargs"], "max_gen_toks": int(max_gen_toks)}
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
@@ -158,9 +230,9 @@ def run_task(
     wall = time.perf_counter() - start
     results = out["results"][task]
     key = primary_metric(cfg)
-    metric_name = key.split(",")[0]
+    metric_name, filter_name = key.split(",")
     samples = out["samples"][task]
-    items = item_scores(samples, metric_name)
+    items = item_scores([s for s in samples if s.get("filter", "none") == filter_name], metric_name)
     summary = {
         "task": task,
         "metric": metric_name,
@@ -173,6 +245,9 @@ def run_task(
         "lm_eval_version": _version("lm_eval"),
         "task_version": out.get("versions", {}).get(task, cfg.get("metadata", {}).get("version")),
         "protocol": protocol if task.startswith("paper_") else "toy chat format",
+        "reference": reference_of(cfg),
+        "samples_per_item": int(cfg.get("repeats", 1)),
+        "generation": {k: v for k, v in cfg.get("generation_kwargs", {}).items() if k != "until"} or None,
         "limit": limit,
         "max_gen_toks": max_gen_toks,
         "seed": seed,
@@ -181,9 +256,22 @@ def run_task(
     return summary, samples
 
 
+def reference_of(cfg: dict) -> dict[str, str] | None:
+    """The evaluation code a task's protocol reproduces, from its YAML's ``metadata.open_instruct`` commit."""
+    from pkt.evaluation.open_instruct import OPEN_INSTRUCT
+
+    commit = cfg.get("metadata", {}).get("open_instruct")
+    if commit is None:
+        return None
+    if commit != OPEN_INSTRUCT["commit"]:
+        raise ValueError(f"task {cfg.get('task')}: metadata.open_instruct {commit} is not the commit "
+                         f"pkt.evaluation.open_instruct reproduces ({OPEN_INSTRUCT['commit']})")
+    return dict(OPEN_INSTRUCT)
+
+
 def task_options(evaluation: dict[str, Any]) -> dict[str, Any]:
     """The :func:`run_task` keywords that the config's ``evaluation`` section sets for every task."""
-    return {key: evaluation.get(key) for key in ("limit", "max_gen_toks")} | {
+    return {key: evaluation.get(key) for key in ("limit", "max_gen_toks", "sampling")} | {
         "protocol": evaluation.get("protocol", "tulu")}
 
 
@@ -194,7 +282,6 @@ def _environment_once() -> None:
     (~1 s); an evaluate job calls ``simple_evaluate`` once per task and adapter (12 times), and the
     environment does not change in between. The report itself is unchanged.
     """
-    import functools
 
     from torch.utils import collect_env
 

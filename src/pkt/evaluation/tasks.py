@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from pkt.data.records import render_prompt
+from pkt.evaluation import open_instruct as oi
 
 # --------------------------------------------------------------------------- toy tasks
 
@@ -69,8 +70,11 @@ def final_number(text: str) -> str:
     return normalise_number(numbers[-1]) if numbers else ""
 
 
-def gsm8k_target(doc: dict[str, Any]) -> str:
-    return normalise_number(doc["answer"].split("####")[-1].strip())
+def number_match(references: list[str], predictions: list[str]) -> float:
+    """lm-eval metric over one doc: 1.0 when the prediction is the reference's number (both normalised by
+    :func:`normalise_number`: '18.00' is 18, '-5' is not 5), the paper GSM8K's second metric."""
+    prediction = predictions[0][0] if isinstance(predictions[0], list) else predictions[0]
+    return float(normalise_number(prediction) == normalise_number(references[0]))
 
 
 # Targets as functions, not Jinja strings: lm-eval compiles a Jinja template anew for every document
@@ -178,23 +182,36 @@ def _verdicts(resps, docs, build) -> list[list[str]]:
     return [[next(verdicts) for _ in rs] for rs in resps]
 
 
-def pass_at_1(references: list[str], predictions: list[str]) -> float:
-    """lm-eval metric over one doc: 1.0 when the (only) sample's sandbox verdict is a pass."""
-    verdict = predictions[0]
-    if isinstance(verdict, list):
-        verdict = verdict[0]
-    return float(json.loads(verdict)["status"] == "pass")
+def paper_humaneval_program(doc: dict[str, Any], response: str) -> str:
+    """Open-Instruct's HumanEval program: the problem's prompt, the completion as generated (the model continued
+    the function it was given, no fence to look for), then the tests and ``check(entry_point)``."""
+    from pkt.evaluation.sandbox.run import humaneval_program as build
+
+    return build(doc["prompt"], response, doc["test"], doc["entry_point"])
+
+
+def paper_humaneval_filter(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval custom filter: run every sample's program; the verdicts replace the samples."""
+    return _verdicts(resps, docs, paper_humaneval_program)
+
+
+def pass_at_1(references: list[str], predictions: list[str] | list[list[str]]) -> float:
+    """lm-eval metric over one doc: the unbiased pass@1 of its samples' sandbox verdicts (c / n; one greedy
+    sample gives 0 or 1). With ``repeats`` and no ``take_first`` filter, lm-eval hands every sample's verdict."""
+    verdicts = predictions[0] if isinstance(predictions[0], list) else predictions
+    passed = sum(json.loads(v)["status"] == "pass" for v in verdicts)
+    return oi.pass_at_k(len(verdicts), passed, 1)
 
 
 # --------------------------------------------------------------------------- paper tasks
-# The papers' protocol (methods digest 6.2): Open-Instruct prompts, 0-shot. Each paper task is a user turn
-# and the start of the assistant's answer (Open-Instruct appends it after the chat header, so a model
-# continues "The answer is:" or the function it was given). Under the "tulu" protocol (the published
-# rows) both are rendered in the Tulu format the papers train and evaluate with; under "chat_template"
-# lm-eval renders the user turn with the model's own template and appends the answer start (gen_prefix).
+# The papers' protocol (pkt.evaluation.open_instruct): Open-Instruct's prompts, 0-shot. Each paper task is a
+# user turn and the start of the assistant's answer (Open-Instruct appends it after the chat header, so a model
+# continues "The answer is:" or the function it was given). Under the "tulu" protocol (the published rows)
+# both are rendered in the Tulu format the papers evaluate with; under "chat_template" lm-eval renders the
+# user turn with the model's own template and appends the answer start (gen_prefix).
 
 PROTOCOLS = {"tulu": "Open-Instruct/Tulu 0-shot", "chat_template": "model chat template, 0-shot"}  # name: label
-CODE_PREFIX = "Here is the completed function:\n\n\n```python\n"
+CODE_PREFIX = "Here is the completed function:\n\n\n```python\n"  # MBPP: LaTen's splits' answer format
 
 
 def mbpp_test_split(dataset):
@@ -202,41 +219,12 @@ def mbpp_test_split(dataset):
     return dataset.filter(lambda d: 11 <= int(d["task_id"]) <= 510)
 
 
-def mbpp_signature(code: str) -> str:
-    """The reference solution up to its first ``def`` line, without the colon: imports stay, as in LaTen's
-    MBPP prompts ("from collections import defaultdict \\r\\ndef get_unique(test_list)")."""
-    match = re.search(r"^def\s+\w+\s*\(.*?\)[^:\n]*:", code, re.MULTILINE | re.DOTALL)
-    if match is None:
-        raise ValueError(f"MBPP reference code has no function definition: {code[:80]!r}")
-    return code[: match.end() - 1]
-
-
-def mbpp_user(doc: dict[str, Any]) -> str:
-    return f"Complete the following python function.\n\n\n{doc['text']}\n{mbpp_signature(doc['code'])}"
-
-
-def humaneval_user(doc: dict[str, Any]) -> str:
-    return f"Complete the following python function.\n\n\n{doc['prompt']}"
-
-
-def mmlu_user(doc: dict[str, Any]) -> str:
-    """The Seeking/Open-Instruct MMLU prompt, letters A-D, ending in 'Answer:'."""
-    subject = doc.get("subject", "").replace("_", " ")
-    options = "\n".join(f"{letter}. {choice}" for letter, choice in zip("ABCD", doc["choices"]))
-    return (f"The following are multiple choice questions (with answers) about {subject}.\n\n"
-            f"{doc['question'].strip()}\n{options}\nAnswer:")
-
-
-def gsm8k_user(doc: dict[str, Any]) -> str:
-    return f"Answer the following question.\n\nQuestion: {doc['question'].strip()}"
-
-
 # task -> (user turn, start of the answer as a Jinja template over the doc: lm-eval's gen_prefix)
 PAPER_TURNS: dict[str, tuple[Any, str]] = {
-    "paper_mmlu": (mmlu_user, "The answer is:"),
-    "paper_gsm8k": (gsm8k_user, "Answer:"),
-    "paper_humaneval": (humaneval_user, CODE_PREFIX + "{{prompt}}"),
-    "paper_mbpp": (mbpp_user, CODE_PREFIX),
+    "paper_mmlu": (oi.mmlu_user, "The answer is:"),
+    "paper_gsm8k": (oi.gsm8k_user, "Answer:"),
+    "paper_humaneval": (oi.humaneval_user, oi.HUMANEVAL_ANSWER + "{{prompt}}"),
+    "paper_mbpp": (oi.mbpp_user, CODE_PREFIX),
 }
 
 
@@ -271,3 +259,24 @@ def protocol_config(cfg: dict[str, Any], protocol: str) -> tuple[dict[str, Any],
         return cfg, False
     user, prefix = PAPER_TURNS[task]
     return {**cfg, "doc_to_text": user, "gen_prefix": prefix}, True
+
+
+def declared_samples(tasks_dir, task: str, sampling: dict[str, Any] | None = None) -> int:
+    """Generations per item of a task: ``evaluation.sampling[task].samples``, else its YAML's ``repeats`` (1).
+
+    Read without lm-eval (its ``!function`` tags are skipped), so a Snakefile can size an evaluate job's time
+    by it before anything runs: a sampled HumanEval generates 20 times what a greedy one does.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    if (sampling or {}).get(task, {}).get("samples") is not None:
+        return int(sampling[task]["samples"])
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    path = Path(tasks_dir) / f"{task}.yaml"
+    return int((yaml.load(path.read_text(), Loader=Loader) or {}).get("repeats", 1))

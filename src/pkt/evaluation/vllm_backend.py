@@ -32,9 +32,10 @@ class VLLMModels:
     """One vLLM engine at a time over a base model and its adapters (``{name: adapter dir}``)."""
 
     def __init__(self, model_dir: str | os.PathLike[str], adapters: dict[str, Any] | None, batch_size: int,
-                 max_length: int | None, scratch: str | os.PathLike[str]):
+                 max_length: int | None, scratch: str | os.PathLike[str], dtype: str = "run"):
         require_vllm()
         self.model_dir, self.adapters = Path(model_dir), {k: Path(v) for k, v in (adapters or {}).items()}
+        self.dtype = "bfloat16" if dtype == "run" else dtype  # vLLM takes "auto" (the checkpoint's) or a name
         self.batch_size, self.max_length, self.scratch = batch_size, max_length, Path(scratch)
         self.current: tuple[str | None, Any] | None = None
 
@@ -46,12 +47,12 @@ class VLLMModels:
         from lm_eval.models.vllm_causallms import VLLM
 
         path = self.model_dir if adapter is None else self._merged(adapter)
-        lm = VLLM(pretrained=str(path), dtype="bfloat16", batch_size="auto", max_length=self.max_length)
+        lm = VLLM(pretrained=str(path), dtype=self.dtype, batch_size="auto", max_length=self.max_length)
         self.current = (adapter, lm)
         return lm
 
     def _merged(self, adapter: str) -> Path:
-        """The base with one adapter merged, saved under scratch (bf16, with the base's tokenizer)."""
+        """The base with one adapter merged, saved under scratch (evaluation dtype, the base's tokenizer)."""
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -60,7 +61,8 @@ class VLLMModels:
             raise KeyError(f"no adapter named {adapter!r}; loaded: {sorted(self.adapters)}")
         out = self.scratch / f"merged-{adapter}"
         if not (out / "config.json").is_file():
-            base = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.bfloat16)
+            base = AutoModelForCausalLM.from_pretrained(
+                self.model_dir, dtype="auto" if self.dtype == "auto" else getattr(torch, self.dtype))
             merged = PeftModel.from_pretrained(base, str(self.adapters[adapter])).merge_and_unload()
             merged.save_pretrained(out)
             AutoTokenizer.from_pretrained(self.model_dir).save_pretrained(out)

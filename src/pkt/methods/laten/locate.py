@@ -2,7 +2,8 @@
 
 After Yu & Ananiadou (EMNLP 2024) as LaTen uses it. For one (prompt, answer) the input is prompt + answer
 minus its last token and the *target* is that last token (after dropping trailing ``. " space ) \\n , ]``);
-only the last position is analysed. With the fixed normaliser sigma = RMS of the final layer's output there,
+only the last position is analysed. With the fixed normaliser sigma of the final layer's output h there
+(:func:`normaliser`: sqrt(std(h)), as the reference code computes it, not the RMS that the final norm uses),
 
     log p(v) = log_softmax(lm_head(w_norm * v / sigma))[target],
 
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pkt.data.records import prompt_and_response
+from pkt.data.records import is_reference, prompt_and_response, reference_chat, reference_prompt, turns
 from pkt.layers.importance import decoder_layers, layer_input
 
 TRAILING = '. ")\n,]'  # characters dropped from the end of an answer before its last token is taken
@@ -47,13 +48,21 @@ class Attribution:
     target: int
 
 
-def attribution_input(record: Mapping[str, Any], tokenizer, max_length: int) -> tuple[torch.Tensor, int]:
+def attribution_input(record: Mapping[str, Any], tokenizer, max_length: int, *, train_on_inputs: bool = False
+                      ) -> tuple[torch.Tensor, int]:
     """(input ids [1, T], target id) of a record: prompt + stripped answer minus its last token, that token.
 
-    The prompt is encoded as everywhere else (:func:`pkt.data.records.encode_supervised`: the tokenizer's own
-    special tokens, a Llama BOS included), the answer without. Longer inputs keep their last ``max_length``
-    tokens: only the last position is analysed.
+    A toy record's prompt is encoded as everywhere else (:func:`pkt.data.records.encode_supervised`: the
+    tokenizer's own special tokens, a Llama BOS included), the answer without. A reference-format record
+    (:func:`pkt.data.records.is_reference`) is encoded as LaTen's locate step encodes it: its ``user_prompt``
+    and ``response`` (utils/utils.py:107-108, :func:`~pkt.data.records.reference_chat` split after the assistant
+    header), the response stripped, tokenised whole with no BOS (knowledge_neurons.py:99-104 with the tokenizer
+    of train_LaTen.py:123-128). Longer inputs keep their last ``max_length`` tokens: only the last position is
+    analysed. ``train_on_inputs`` (LaTen's MMLU setting) changes nothing here: the locate step reads the same
+    prompt and answer whatever the LM loss is taken over.
     """
+    if is_reference(record):
+        return _reference_attribution_input(record, tokenizer, max_length)
     prompt, answer = prompt_and_response(record)
     answer = answer.rstrip(TRAILING)
     p = tokenizer(prompt)["input_ids"]
@@ -62,6 +71,17 @@ def attribution_input(record: Mapping[str, Any], tokenizer, max_length: int) -> 
         raise ValueError(f"record {record.get('id')!r}: the answer has no token left after dropping {TRAILING!r}")
     ids = (p + a)[:-1][-max_length:]
     return torch.tensor([ids], dtype=torch.long), a[-1]
+
+
+def _reference_attribution_input(record: Mapping[str, Any], tokenizer, max_length: int) -> tuple[torch.Tensor, int]:
+    """:func:`attribution_input` of a reference-format record (its docstring)."""
+    user, assistant = turns(record)
+    prompt = reference_prompt(user)
+    answer = reference_chat(user, assistant)[len(prompt) :].rstrip(TRAILING)
+    if not answer:
+        raise ValueError(f"record {record.get('id')!r}: the answer has no token left after dropping {TRAILING!r}")
+    ids = tokenizer(prompt + answer, add_special_tokens=False)["input_ids"]
+    return torch.tensor([ids[:-1][-max_length:]], dtype=torch.long), ids[-1]
 
 
 @contextlib.contextmanager
@@ -85,6 +105,20 @@ def head_dim(config) -> int:
 
 def _last(x: torch.Tensor) -> torch.Tensor:
     return x[0, -1].detach().float()
+
+
+def normaliser(final: torch.Tensor) -> torch.Tensor:
+    """sigma = sqrt(std + 1e-6), std = sqrt(centred variance + 1e-5) of the final layer's output ``final`` [D].
+
+    The reference divides by this, not by the RMS: knowledge_neurons/knowledge_neurons.py:111 (layers; :177 and
+    :240 for the FFN neurons and attention dims) computes ``final_var = (torch.var(h, unbiased=False) + 1e-5) **
+    0.5``, a standard deviation, and knowledge_neurons/utils.py:14 (``get_bsvalues_llama``) scales every vector
+    by ``torch.rsqrt(final_var + 1e-6)`` before the norm weight and the LM head (Neural_Incompatibility at
+    bba32ea). Followed as written: it sets the softmax temperature of every score, hence which layers and units
+    rank first.
+    """
+    std = torch.sqrt(final.float().var(unbiased=False) + 1e-5)
+    return torch.sqrt(std + 1e-6)
 
 
 @torch.no_grad()
@@ -123,8 +157,7 @@ def attribute(model: nn.Module, input_ids: torch.Tensor, target: int) -> Attribu
         model.train(was_training)
 
     final = seen[("final", 0)]
-    sigma = torch.sqrt(final.pow(2).mean() + norm.variance_epsilon)
-    scale = norm.weight.detach().float() / sigma
+    scale = norm.weight.detach().float() / normaliser(final)
     head = model.get_output_embeddings().weight.detach().float()
 
     def logp(vectors: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """``laten``: PrePKT (Neural Incompatibility): translate located teacher units, inject, no post-training.
 
-For each task and seed (:mod:`pkt.methods.laten.translate`): train the translator on the task's extract split with align
-mini-sets for ``laten.steps`` steps (that checkpoint is the one injected; the paper picks 2-8 by evaluation),
-then locate units on *one* train example drawn with the seed, translate the teacher's vectors, and add them
-to the student. The adapter written is a plain peft LoRA that reproduces the folded weights exactly on the
-vanilla student, so ``evaluate`` scores the injected student like any other row; ``training.json`` beside it
+For each task and seed (:mod:`pkt.methods.laten.translate`): train the translator on the task's extract split with
+align mini-sets for the first ``steps`` steps of a schedule over the whole split (the reference's checkpoint after
+that step is the one injected; the paper picks 2-8 per task by evaluation: ``laten.tasks``, which also sets
+``train_on_inputs``, the README's MMLU setting; the settings arrive resolved for the task), then locate units on
+*one* train example drawn with the seed, translate the teacher's vectors, and add them to the student. The adapter
+written is a plain peft LoRA that reproduces the folded weights exactly on the vanilla student, so ``evaluate``
+scores the injected student like any other row; ``training.json`` beside it
 holds the plan, the translator's log and the delta's size.
 """
 
@@ -58,7 +60,8 @@ class Laten(Method):
         settings = self.config
         translator, log = train_translator(teacher, student, tokenizer, extract, align, settings, seed, max_length)
         inject = random.Random(seed).choice(records)  # inference: one random train example (digest 2.5)
-        plan = locate(teacher, student, inject, tokenizer, max_length, *unit_counts(student, settings.rate))
+        plan = locate(teacher, student, inject, tokenizer, max_length, *unit_counts(student, settings.rate),
+                      train_on_inputs=settings.train_on_inputs)
         with torch.no_grad():
             deltas = translator(teacher_vectors(teacher, plan))
         delta_norm = float(sum(d.pow(2).sum() for d in deltas.values()) ** 0.5)

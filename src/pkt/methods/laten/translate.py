@@ -9,7 +9,9 @@
   no bias, fp32, init N(0, ``init_std``), maps every teacher vector to a student vector. Trained by
   :func:`train_translator`: one step per extract example (units re-located at every step), on that example
   plus ``minibatch - 1`` align examples, loss = the student's LM loss with the translated deltas added
-  + ``mse_weight`` x sum over kinds of MSE(delta, 0), AdamW (0.9, 0.95), OneCycle cosine.
+  + ``mse_weight`` x sum over kinds of MSE(delta, 0), AdamW (0.9, 0.95), OneCycle cosine over the whole extract
+  split (one step per row, as the reference) of which the first ``steps`` run: the translator injected is the
+  reference's after that many steps, at the same learning rates.
 * **Inject**: the translated vectors are *added* at the student's slots. Training adds them with forward
   hooks (y = W x + dW x, :func:`injected`); the result is folded into the weights (:func:`fold`) and saved
   as a peft LoRA that gives exactly those weights on the vanilla student (:func:`delta_adapter`), so
@@ -41,12 +43,13 @@ class LatenSettings:
     """The ``laten`` config section (paper: rate 0.1, minibatch 16, mse 1000, wd 0.05, init 1e-5)."""
 
     rate: float = 0.1  # transfer rate: share of FFN neurons / attention dims per layer that get a delta
-    steps: int = 4  # translator steps = the checkpoint injected (the paper picks 2-8 by evaluation)
+    steps: int = 4  # the translator injected: after this many steps of the len(extract) schedule (paper: 2-8)
     lr: float = 3e-4
     minibatch: int = 16  # P: the step's extract example + P - 1 align examples
     mse_weight: float = 1000.0
     weight_decay: float = 0.05
     init_std: float = 1e-5
+    train_on_inputs: bool = False  # LM loss over the prompt too (README.md:56: MMLU); locate reads the same input
 
     def __post_init__(self) -> None:
         if not 0.0 < self.rate <= 1.0:
@@ -235,10 +238,18 @@ def delta_adapter(student: nn.Module, p: Plan, deltas: Mapping[str, torch.Tensor
 
 
 def locate(teacher: nn.Module, student: nn.Module, record: Mapping[str, Any], tokenizer, max_length: int,
-           n_ffn: int, n_attn: int) -> Plan:
-    """Attribution of one record in both models, then :func:`plan`."""
-    ids, target = attribution_input(record, tokenizer, max_length)
+           n_ffn: int, n_attn: int, *, train_on_inputs: bool = False) -> Plan:
+    """Attribution of one record in both models (``train_on_inputs``: the task's setting, handed to
+    :func:`~pkt.methods.laten.locate.attribution_input`), then :func:`plan`."""
+    ids, target = attribution_input(record, tokenizer, max_length, train_on_inputs=train_on_inputs)
     return plan(attribute(teacher, ids, target), attribute(student, ids, target), n_ffn, n_attn)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float, total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The reference's schedule (train_LaTen.py:194-202): OneCycle to ``lr`` over ``total_steps`` = the extract
+    split's rows, 10% warm-up, cosine, ending where it started (final_div_factor 1)."""
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.1,
+                                               anneal_strategy="cos", final_div_factor=1.0)
 
 
 def train_translator(teacher: nn.Module, student: nn.Module, tokenizer, extract: Sequence[Mapping[str, Any]],
@@ -246,15 +257,22 @@ def train_translator(teacher: nn.Module, student: nn.Module, tokenizer, extract:
                      ) -> tuple[Translator, list[dict[str, float]]]:
     """LaTen step 2 (module docstring); returns the translator after ``settings.steps`` steps and a log per step.
 
-    Step s uses extract example s (cycling when there are fewer), re-locates units in both models, and the
-    mini-set of that example plus ``minibatch - 1`` align examples drawn with ``random.Random(f"{seed}-{s}")``
-    (the reference draws with ``random.seed(s)``; the training seed is added so seeds differ). The mini-set
-    is one padded batch; the LM loss is the token mean over its response tokens.
+    The schedule spans the whole extract split, one step per row (:func:`one_cycle`), and stops after
+    ``settings.steps`` of them: the reference trains all ``len(extract)`` steps, saving the translator after each,
+    and injects the chosen one (inference_LaTen.py:151-161), so the translator returned is the reference's at
+    that step, trained at the same learning rates (squeezing the cycle into ``steps`` would not be). Step s uses
+    extract example s, re-locates units in both models, and the mini-set of that example plus ``minibatch - 1``
+    align examples drawn with ``random.Random(f"{seed}-{s}")`` (the reference draws with ``random.seed(s)``; the
+    training seed is added so seeds differ). The mini-set is one padded batch; the LM loss is the token mean over
+    its response tokens (every token with ``train_on_inputs``).
     """
     from tqdm.auto import tqdm
 
     from pkt.data.records import collate, encode_split, ensure_pad_token
 
+    if settings.steps > len(extract):
+        raise ValueError(f"laten.steps {settings.steps} exceeds the extract split's {len(extract)} rows: the schedule "
+                         "spans the split, one step per row (train_LaTen.py:194-202)")
     for p in student.parameters():
         p.requires_grad_(False)
     n_ffn, n_attn = unit_counts(student, settings.rate)
@@ -263,17 +281,18 @@ def train_translator(teacher: nn.Module, student: nn.Module, tokenizer, extract:
     translator = Translator(teacher.config.hidden_size, student.config.hidden_size, settings.init_std).to(device)
     optimizer = torch.optim.AdamW(translator.parameters(), lr=settings.lr, betas=(0.9, 0.95),
                                   weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=settings.steps,
-                                                   pct_start=0.1, anneal_strategy="cos", final_div_factor=1.0)
+    schedule = one_cycle(optimizer, settings.lr, len(extract))
     pad = ensure_pad_token(tokenizer).pad_token_id
     student.eval()
     log = []
     for step in tqdm(range(settings.steps), desc="LaTen translator", leave=False):
-        record = extract[step % len(extract)]
-        p = locate(teacher, student, record, tokenizer, max_length, n_ffn, n_attn)
+        record = extract[step]
+        p = locate(teacher, student, record, tokenizer, max_length, n_ffn, n_attn,
+                   train_on_inputs=settings.train_on_inputs)
         rng = random.Random(f"{seed}-{step}")
         mini = [record, *rng.sample(list(align), min(settings.minibatch - 1, len(align)))]
-        encoded, _ = encode_split(mini, tokenizer, max_length)
+        encoded, _ = encode_split(mini, tokenizer, max_length, trainer="laten",
+                                  train_on_inputs=settings.train_on_inputs)
         batch = {k: v.to(device) for k, v in collate(encoded, pad).items()}
         deltas = translator(teacher_vectors(teacher, p))
         with injected(student, p, deltas):

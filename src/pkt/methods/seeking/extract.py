@@ -16,11 +16,12 @@ The math of the ``seeking`` method (methods digest section 1), in five steps:
    ``random`` rows and columns are the paper's structure ablations (:func:`select`).
 4. **Factorisation** (:func:`lora_factors`): a rank-r SVD of each block, B = U_r diag(S_r), A = Vh_r,
    in peft's layouts (an embedding's A is [r, V] and its B is [d, r]).
-5. **The delta trick** (:func:`subtract_delta`, :func:`stack_adapter`): the student's base weights become
-   W - s B A (s = alpha / r) before the trainable LoRA starts from (B, A), so the student computes exactly
-   what it did before at step 0; the teacher's weights only set where LoRA training starts. The trained
-   model W - s B0 A0 + s B' A' is saved as a standard LoRA of rank 2r on the vanilla student:
-   B = [B', -B0], A = [A'; A0], alpha doubled (so s is unchanged).
+5. **The delta trick** (:func:`start_factors`, :func:`subtract_delta`, :func:`stack_adapter`): the LoRA starts
+   from (B, A) / sqrt(s) (s = alpha / r), so that its delta s B A is the extracted rank-r block whatever alpha
+   (the reference runs alpha = r, s = 1; PiSSA scales the same way), and the student's base weights become
+   W - B A, so the student computes exactly what it did before at step 0; the teacher's weights only set where
+   LoRA training starts. With (B0, A0) the scaled factors, the trained model W - s B0 A0 + s B' A' is saved as
+   a standard LoRA of rank 2r on the vanilla student: B = [B', -B0], A = [A'; A0], alpha doubled (s unchanged).
 """
 
 from __future__ import annotations
@@ -226,6 +227,16 @@ def delta_weight(b: torch.Tensor, a: torch.Tensor, embedding: bool = False) -> t
 
 
 # -------------------------------------------------------------------------------------- delta bookkeeping --
+def start_factors(factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]], scale: float
+                  ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{module: (B / sqrt(scale), A / sqrt(scale))}: the LoRA's starting factors, whose delta scale * B A (peft's
+    scaling = alpha / r) equals the extracted rank-r block B @ A for any alpha. Both factors get the same root,
+    as PiSSA does, so that neither starts larger than the other. The reference's alpha = r (scale 1) leaves them
+    as extracted; at r 8, alpha 16 (the toy config) unscaled factors would start the LoRA at twice the block."""
+    root = math.sqrt(scale)
+    return {name: (b / root, a / root) for name, (b, a) in factors.items()}
+
+
 @torch.no_grad()
 def subtract_delta(model: nn.Module, factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]], scale: float) -> None:
     """W <- W - scale * B @ A for every module named in ``factors`` (computed in fp32), in place."""

@@ -1,13 +1,14 @@
 """``seeking``: LoRA that starts from the teacher's extracted weights (Seeking Neural Nuggets, "+13B Param.").
 
 The ``extract_seeking`` rule cuts rank-r factors (B0, A0) out of the teacher (:mod:`pkt.methods.seeking.extract`). Here
-the student's base weights become W - s B0 A0 (s = alpha / r), the trainable LoRA starts from (B0, A0),
-and training is the same as ``lora``'s: the student is unchanged at step 0, only the starting point of
-the optimisation carries the teacher's knowledge (methods digest 1.6). Modules the extraction did not
+the trainable LoRA starts from (B0, A0) / sqrt(s) (s = alpha / r: its delta s B A is then the extracted block
+B0 A0 for any alpha, as at the reference's alpha = r), the student's base weights become W - B0 A0, and
+training is the same as ``lora``'s: the student is unchanged at step 0, only the starting point of the
+optimisation carries the teacher's knowledge (methods digest 1.6). Modules the extraction did not
 cover (or LoRA targets outside the transferred groups) start from the standard init.
 
-The adapter written at the end is a standard peft LoRA of rank 2r on the *vanilla* student (B = [B', -B0],
-A = [A'; A0], alpha doubled), so evaluation loads it like any other method's adapter.
+The adapter written at the end is a standard peft LoRA of rank 2r on the *vanilla* student (B = [B', -B0 / sqrt(s)],
+A = [A'; A0 / sqrt(s)], alpha doubled), so evaluation loads it like any other method's adapter.
 
 A student whose LM head is tied to its input embedding (SmolLM2, Qwen2.5) has its head untied for training
 (:func:`pkt.models.build.untie_output_head`): the delta trick then edits the embedding alone, and the exported
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from pkt.methods.base import LoraSettings, Method, register
-from pkt.methods.seeking.extract import load_factors, stack_adapter, subtract_delta
+from pkt.methods.seeking.extract import load_factors, stack_adapter, start_factors, subtract_delta
 from pkt.models.build import untie_output_head
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,13 @@ class Seeking(Method):
         return path
 
     def init_adapter(self, model, tokenizer):
-        """W <- W - s B0 A0 in the base model, then a peft LoRA whose extracted modules start at (B0, A0)."""
+        """W <- W - B0 A0 in the base model, then a peft LoRA whose extracted modules start at (B0, A0) / sqrt(s),
+        so that its delta s B A is B0 A0 (s = alpha / r)."""
         from peft import get_peft_model
 
-        factors = load_factors(self.factors_path())
         settings = self.lora()
+        scale = settings.alpha / settings.r
+        factors = start_factors(load_factors(self.factors_path()), scale)
         leaves = sorted({module.rsplit(".", 1)[-1] for module in factors})
         targets = list(dict.fromkeys([*settings.target_modules, *leaves]))
         if len(targets) > len(settings.target_modules):
@@ -75,7 +78,7 @@ class Seeking(Method):
                 raise ValueError(f"extracted factors of {name} have rank {b.shape[1]}, lora.r is {settings.r}")
         if untie_output_head(model):
             log.info("seeking: the student's tied LM head is untied for training (the delta edits the embedding)")
-        subtract_delta(model, factors, settings.alpha / settings.r)
+        subtract_delta(model, factors, scale)  # W - s (B0 A0 / s): the extracted block
         model = get_peft_model(model, config)
         loaded = set()
         with torch.no_grad():
@@ -90,11 +93,12 @@ class Seeking(Method):
         missing = sorted(set(factors) - loaded)
         if missing:
             raise ValueError(f"peft made no LoRA for the extracted modules {missing}")
-        self.initial = factors
+        self.initial = factors  # the factors the LoRA started from, as scaled: the export subtracts exactly these
         return model
 
     def export_adapter(self, model, out_dir: Path) -> None:
-        """Save B = [B', -B0], A = [A'; A0] at rank 2r, alpha doubled: the trained model on the vanilla student."""
+        """Save B = [B', -B0 / sqrt(s)], A = [A'; A0 / sqrt(s)] at rank 2r, alpha doubled (the same s): the trained
+        model W - B0 A0 + s B' A' on the vanilla student (``self.initial`` holds the scaled starting factors)."""
         from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
