@@ -9,6 +9,11 @@ RUN ?= toy
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# One CPU code path on every x86-64 machine (pkt.runtime.CPU_PINS; the Snakefile sets them for its jobs from
+# config reproducible_cpu, and tests/conftest.py for the tests): the same toy numbers on AVX2 and AVX-512, Intel and AMD.
+export ATEN_CPU_CAPABILITY ?= avx2
+export MKL_CBWR ?= AVX2,STRICT
+export ONEDNN_MAX_CPU_ISA ?= AVX2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup demo smoke test lint report timing gpu-check

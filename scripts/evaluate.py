@@ -10,7 +10,7 @@ from pkt.evaluation import tasks
 from pkt.evaluation.evaluate import config_hash, load_lm, run_task, task_options, use_adapter
 from pkt.io import sha256_dir, write_json, write_jsonl
 from pkt.models.hub import model_identity
-from pkt.runtime import announce_restart, job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import announce_restart, cpu_provenance, job_logging, resolve_device, set_offline, setup_torch
 
 
 def adapter_name(task: str, seed: int) -> str:
@@ -60,6 +60,7 @@ if __name__ == "__main__":
                 "model": model,
                 "adapter": {"path": adapter, "sha256": sha256_dir(adapter)} if adapter else None,
                 "config_hash": config_hash({"evaluation": ev, "data": params.data[task], "model": params.model}),
+                "cpu": cpu_provenance(),
                 "samples": Path(samples_path).name,
             }
             write_jsonl(samples_path, samples, default=handle_non_serializable)

@@ -13,11 +13,12 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from pkt.runtime import set_offline
+from pkt.runtime import pin_cpu, set_offline
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 set_offline()
+pin_cpu()  # before any test imports torch: one CPU code path, as the Snakefile gives every job
 
 
 LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}  # never submitted to a cluster

@@ -26,6 +26,8 @@ import yaml
 from conftest import BIN, CPU_RULES, LOCAL_RULES, REPO, copy_workflow, planned_jobs, snakemake
 from safetensors.torch import load_file
 
+from pkt.runtime import CPU_PINS
+
 pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "profiles" / "slurm" / "local_cluster.sh"
@@ -92,11 +94,12 @@ def test_smoke_dag_through_slurm_submits_every_job_and_equals_the_local_run(slur
         record = scontrol_job(job)
         assert ("gres:gpu" in record or "gres/gpu" in record) == (name not in CPU_RULES), (name, record)
     mine, local = root / "results" / "smoke", smoke_run / "results" / "smoke"
-    for rel in BIT_IDENTICAL:  # another machine would differ (CPU kernels); this one must not
+    for rel in BIT_IDENTICAL:  # a pinned run equals a pinned rerun (and another x86 machine's: pkt.runtime)
         assert (mine / rel).read_bytes() == (local / rel).read_bytes(), rel
     for path in sorted(local.glob("eval/*/*/*/seed*.json")):
         a, b = json.loads(path.read_text()), json.loads((mine / path.relative_to(local)).read_text())
         assert a["items"] == b["items"] and a["value"] == b["value"], path
+        assert a["cpu"]["pins"] == b["cpu"]["pins"] == CPU_PINS and b["cpu"]["capability"] == "AVX2", path
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -12,6 +12,7 @@ from conftest import REPO, copy_workflow, planned_jobs, smoke_config, snakemake
 from snakemake.utils import update_config, validate
 
 from pkt.config_checks import check_config
+from pkt.runtime import CPU_PINS
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +55,9 @@ def test_smoke_dag_writes_every_stage(smoke_run):
             provenance = json.loads((run / "models" / result["model"]["name"] / "provenance.json").read_text())
             assert result["model"]["identity"] == provenance["identity"]  # computed once, by prepare_model
             assert result["lm_eval_version"] and result["config_hash"]
+            # One CPU code path (pkt.runtime.CPU_PINS), in the evaluation and the pretraining of the model.
+            assert result["cpu"]["capability"] == provenance["cpu"]["capability"] == "AVX2"
+            assert result["cpu"]["pins"] == provenance["cpu"]["pins"] == CPU_PINS
             assert (result["adapter"] is None) == (method == "vanilla")
             if method != "vanilla":
                 assert result["adapter"]["path"].endswith(f"adapters/{method}/toy/{task}/seed{seed}")

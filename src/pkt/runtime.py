@@ -49,6 +49,42 @@ def set_offline() -> None:
     os.environ.update(OFFLINE_ENV)
 
 
+# One CPU code path for every x86-64 machine with AVX2 (every one of the last decade): tiny models trained from
+# scratch otherwise come out differently on AVX-512 and AVX2 machines, and on Intel and AMD. ATen's vectorised
+# kernels dispatch by instruction set, MKL picks a path per processor (its conditional numerical
+# reproducibility mode fixes one) and oneDNN has its own ceiling. Read when torch (and MKL, oneDNN) load: set
+# before the first ``import torch`` of a process (the Snakefile, the Makefile and the tests do).
+CPU_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_cpu(enabled: bool = True, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Set :data:`CPU_PINS` in ``env`` (the process environment), or remove them with ``enabled`` False; return
+    the pins now set. Child processes (Snakemake's jobs, torchrun's workers) inherit them. A process that has
+    already imported torch keeps the code path it started with: :func:`cpu_provenance` reports what it got."""
+    env = os.environ if env is None else env
+    for key, value in CPU_PINS.items():
+        if enabled:
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return {k: env[k] for k in CPU_PINS if k in env}
+
+
+def cpu_provenance() -> dict[str, object]:
+    """What decides a CPU job's numbers: the processor, the instruction set ATen's kernels run with (``AVX2``
+    when pinned), and the pins in force (none when unpinned). Recorded in every result."""
+    import platform
+
+    import torch
+
+    model = platform.processor()
+    with contextlib.suppress(OSError):
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return {"processor": model, "capability": torch.backends.cpu.get_cpu_capability(),
+            "pins": {k: os.environ[k] for k in CPU_PINS if k in os.environ}}
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) for a reproducible job."""
     import numpy as np

@@ -6,6 +6,7 @@ from pkt.data import SOURCES as DATA_SOURCES
 from pkt.evaluation.tasks import declared_samples
 from pkt.methods import method_module
 from pkt.resources import job_resources, parameter_count
+from pkt.runtime import pin_cpu
 from pkt.sources import relative_files
 from snakemake.utils import validate
 
@@ -13,6 +14,7 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 config.update(active(config))  # the data source's models and pairs (a paper config keeps the toy defaults)
 check_config(config)
+pin_cpu(config["reproducible_cpu"])  # before any job's torch loads: every job inherits the environment
 
 RUN = f"results/{config['run_name']}"
 LOGS = f"logs/{config['run_name']}"

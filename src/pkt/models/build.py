@@ -18,6 +18,7 @@ from typing import Any
 from pkt.data.records import encode_documents, ensure_pad_token
 from pkt.io import atomic_dir, read_jsonl, write_json
 from pkt.models.hub import identity, model_files
+from pkt.runtime import cpu_provenance
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ def pretrain(
         }
         write_json(Path(tmp) / "training.json", figures)
         write_json(Path(tmp) / "provenance.json", {"name": name, "source": "pretrained from scratch (toy)",
-                                                   "identity": identity(model_files(Path(tmp)))})
+                                                   "identity": identity(model_files(Path(tmp))),
+                                                   "cpu": cpu_provenance() if device == "cpu" else None})
     log.info("%s: final loss %.3f after %d steps in %.1fs", name, figures["final_loss"], train["steps"], wall)
     return figures
 

@@ -113,5 +113,6 @@ def model_identity(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(model_dir) / "provenance.json"
     if path.is_file():
         p = json.loads(path.read_text())
-        return {key: p.get(key) for key in ("identity", "repo_id", "revision", "commit")}
+        return {**{key: p.get(key) for key in ("identity", "repo_id", "revision", "commit")},
+                **({"cpu": p["cpu"]} if p.get("cpu") else {})}  # a toy model: the CPU path it was pretrained on
     return {"identity": identity(model_files(Path(model_dir)))}
