@@ -60,7 +60,7 @@ if __name__ == "__main__":
                 "model": model,
                 "adapter": {"path": adapter, "sha256": sha256_dir(adapter)} if adapter else None,
                 "config_hash": config_hash({"evaluation": ev, "data": params.data[task], "model": params.model}),
-                "cpu": cpu_provenance(),
+                "cpu": cpu_provenance() if resolve_device(params.device) == "cpu" else None,  # its CPU code path
                 "samples": Path(samples_path).name,
             }
             write_jsonl(samples_path, samples, default=handle_non_serializable)

@@ -1,23 +1,34 @@
 """Rule tables: every eval JSON -> the main table (mean ± std over seeds; for the papers' hub models also the
-published rows and reproduced - published), the vs-reference table with paired bootstrap intervals (csv, md,
-tex each), metrics.json, and the code-teacher table in SemAlign Table 2's layout (csv, md)."""
+published rows and reproduced - published), the vs-reference table with intervals over test items and seeds
+(csv, md, tex each), metrics.json, and the code-teacher table in SemAlign Table 2's layout (csv, md). Rows that
+copy an earlier row on every item (LaTen = Student) are marked in both tables."""
 
 from pkt.report.published import published_cells
 from pkt.report.published_tables import code_teacher_table, main_with_published, published_note, write_code_teachers
-from pkt.report.tables import load_items, load_results, main_table, vs_reference, write_tables, write_vs_reference
+from pkt.report.tables import (
+    identical_rows,
+    load_items,
+    load_results,
+    main_table,
+    vs_reference,
+    write_tables,
+    write_vs_reference,
+)
 from pkt.runtime import job_logging
 
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         out, params, cfg = snakemake.output, snakemake.params, snakemake.params.tables
         table = main_table(load_results(snakemake.input.evals, params.pairs))
+        items = load_items(snakemake.input.evals, params.pairs)
         cells = published_cells(params.pairs, params.models)  # none for toy models
         note = published_note(cells, params.protocol)
         caption = f"{params.caption.rstrip(' .')}. {note}" if note else params.caption
         shown = main_with_published(table, cells, params.protocol) if cells else None  # toy: today's table
-        write_tables(table, out.csv, out.md, out.tex, out.metrics, caption=caption, shown=shown)
+        write_tables(table, out.csv, out.md, out.tex, out.metrics, caption=caption, shown=shown,
+                     identical=identical_rows(items))
         versus = vs_reference(
-            load_items(snakemake.input.evals, params.pairs),
+            items,
             reference=cfg["reference"],
             n_boot=cfg["bootstrap"],
             level=cfg["level"],

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from pkt.methods.semalign.ablation import ablation_table, configured_label, variants
+from pkt.methods.semalign.ablation import ablation_table, configured_label, variants, write_ablation
 from pkt.methods.semalign.analysis import bases_check, cka_matrix, layer_outputs
 
 CONFIG = {"variant": "v1", "signal": "delta", "interpolate": True}
@@ -46,11 +46,43 @@ def test_ablation_table_differences_against_the_configured_row(tmp_path):
     labels = {"semalign": "as configured", "layer-only": "layer term only", "interpolation-off": "interp off"}
     table = ablation_table(configured, ablated, labels, {"toy": {"teacher": "t", "student": "s"}},
                            n_boot=200, level=0.95, seed=0)
-    assert list(table["Model"]) == ["as configured", "layer term only", "interp off"]
+    assert list(table["Model"]) == ["as configured", "layer term only", "interp off †"]  # same seeds: no extra row
     assert table.loc[0, "MMLU held-out"] == "60.00 ± 0.00" and table.loc[0, "MMLU held-out vs configured"] == ""
     assert table.loc[1, "MMLU held-out vs configured"].startswith("+40.00")
     assert table.loc[1, "MMLU control vs configured"] == "+0.00 [+0.00, +0.00]"
     assert table.loc[2, "MMLU vs configured"] == "+0.00 [+0.00, +0.00]"
+    assert list(table["identical_to"]) == ["", "", "as configured"]
+
+
+def test_a_one_seed_variant_is_compared_with_the_configured_row_on_its_seed(tmp_path):
+    """Configured on seeds 0-2 (seed 0 worst), variants on seed 0: each variant against configured seed 0,
+    paired. A variant identical to configured seed 0 reads exactly +0.00 [+0.00, +0.00]; unpaired against
+    the three-seed row (as before) it read +13.33 with a wide interval."""
+    seed0 = [1.0] * 2 + [0.0] * 3 + [1.0] * 3 + [0.0] * 2  # held-out 2/5, control 3/5
+    others = [1.0] * 4 + [0.0] + [1.0] * 5  # held-out 4/5, control 5/5
+    configured = [write(tmp_path, "semalign", s, seed0 if s == 0 else others) for s in (0, 1, 2)]
+    better = [1.0] * 3 + [0.0] * 2 + [1.0] * 3 + [0.0] * 2  # seed 0 with one more held-out fact
+    ablated = [write(tmp_path, "interpolation-off", 0, seed0), write(tmp_path, "layer-only", 0, better)]
+    labels = {"semalign": "as configured", "interpolation-off": "interp off", "layer-only": "layer term only"}
+    table = ablation_table(configured, ablated, labels, {"toy": {"teacher": "t", "student": "s"}},
+                           n_boot=500, level=0.95, seed=0)
+    assert list(table["Model"]) == ["as configured", "as configured, seeds [0]", "interp off †", "layer term only"]
+    assert list(table["Seeds"]) == [3, 1, 1, 1]
+    assert table.loc[1, "MMLU"] == "50.00" and table.loc[1, "MMLU vs configured"] == ""
+    for column in ("MMLU", "MMLU held-out", "MMLU control"):
+        assert table.loc[2, f"{column} vs configured"] == "+0.00 [+0.00, +0.00]"
+    assert table.loc[3, "MMLU held-out vs configured"].startswith("+20.00 [")  # 3/5 vs 2/5, not vs 3.33/5
+    assert table.loc[3, "MMLU control vs configured"] == "+0.00 [+0.00, +0.00]"
+    assert list(table["identical_to"]) == ["", "", "as configured", ""]
+    note = table.attrs["note"]
+    assert "variant's own seeds ([0]), paired by seed" in note and "test items only" in note
+    assert "† interp off is identical to as configured on every item" in note
+    out = tmp_path / "out"
+    write_ablation(table, out / "a.csv", out / "a.md", out / "a.tex", "toy_mmlu ablation")
+    md = (out / "a.md").read_text()
+    assert md.startswith("toy_mmlu ablation. 'vs configured' = variant minus") and "identical_to" not in md
+    assert "identical_to" in (out / "a.csv").read_text().splitlines()[0]
+    assert "\\caption{toy\\_mmlu ablation. 'vs configured'" in (out / "a.tex").read_text()
 
 
 @pytest.fixture(scope="module")

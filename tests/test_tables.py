@@ -7,9 +7,14 @@ import json
 import pandas as pd
 import pytest
 
+from pkt.evaluation.evaluate import item_scores
 from pkt.report.figures import TRAINED, benchmark_bars, curves_table, training_curves
+from pkt.report.summary import summarise
 from pkt.report.tables import (
     benchmark_of,
+    code_path,
+    identical_rows,
+    latex_caption,
     load_items,
     load_results,
     main_table,
@@ -32,9 +37,10 @@ HELD_OUT = {("vanilla", "small", 0): 0.2, ("vanilla", "big", 0): 0.8, ("lora", "
 # MMLU control is then 2 * MMLU - held-out: 0.6, 0.8, 0.8, 0.8 (five items in each group)
 
 
-def write_eval(root, method, pair, bench, seed, scores, groups=None, value=None):
+def write_eval(root, method, pair, bench, seed, scores, groups=None, value=None, clusters=None):
     """One eval JSON as evaluation writes it: per-item scores, and subsets for grouped (toy_mmlu) items."""
     groups = groups or [None] * len(scores)
+    clusters = clusters or [None] * len(scores)
     subsets = {g: {"value": sum(s for s, h in zip(scores, groups) if h == g) / groups.count(g), "n": groups.count(g)}
                for g in set(groups) - {None}}
     p = root / method / pair / f"toy_{bench}" / f"seed{seed}.json"
@@ -42,7 +48,7 @@ def write_eval(root, method, pair, bench, seed, scores, groups=None, value=None)
     p.write_text(json.dumps({"method": method, "pair": pair, "task": f"toy_{bench}", "seed": seed,
                              "value": sum(scores) / len(scores) if value is None else value, "n": len(scores),
                              "items": {"id": [f"{bench}-{i}" for i in range(len(scores))], "score": scores,
-                                       "group": groups}, "subsets": subsets}))
+                                       "group": groups, "cluster": clusters}, "subsets": subsets}))
     return p
 
 
@@ -130,7 +136,8 @@ def test_load_items_maps_vanilla_and_adds_subset_items(eval_files, tmp_path, cap
     old = tmp_path / "old.json"  # written before evals kept per-item scores
     old.write_text(json.dumps({"method": "kd", "pair": "toy", "task": "toy_gsm8k", "seed": 0, "value": 0.1, "n": 10}))
     items = load_items([*eval_files, old], PAIRS)
-    assert list(items.columns) == ["pair", "row", "benchmark", "seed", "id", "score"]
+    assert list(items.columns) == ["pair", "row", "benchmark", "seed", "id", "score", "cluster"]
+    assert items["cluster"].isna().all()  # these results record no clusters: every item is its own
     # 4 results x (4 benchmarks x 10 items + 5 held-out + 5 control)
     assert len(items) == 4 * 50
     assert "no per-item scores" in caplog.text and "kd" not in set(items["row"])
@@ -164,8 +171,14 @@ def test_vs_reference_known_differences(item_files):
         assert table.loc[("toy", "teacher"), stat].tolist() == pytest.approx([50.0] * 6)
     student = table.loc[("toy", "student")]
     assert student[("diff", "MMLU")] == pytest.approx(0.0)
-    assert student[("lo", "MMLU")] < -5 and student[("hi", "MMLU")] > 5
+    # one seed (deterministic) against LoRA's three seeds, which agree: the item part alone, 0/1 vs 0.5 on 20
+    # items: se = sd / sqrt(20) = 50 sqrt(20 / 19) / sqrt(20) points, t with 19 degrees of freedom
+    assert student[("se_items", "MMLU")] == pytest.approx(50 / 19**0.5, rel=0.05)
+    assert student[("hi", "MMLU")] == pytest.approx(2.093024 * student[("se_items", "MMLU")], rel=1e-4)
+    assert student[("se_seeds", "MMLU")] == 0.0 and student[("units", "MMLU")] == 20
     assert table[("seeds", "")].tolist() == [1, 1, 3]
+    assert table[("seed_part", "")].tolist() == ["reference", "reference", "paired"]
+    assert table[("identical_to", "")].tolist() == ["", "", ""]
 
 
 def test_vs_reference_without_reference_or_with_mismatched_items(item_files, caplog, tmp_path):
@@ -182,19 +195,22 @@ def test_written_vs_reference(item_files, tmp_path):
     out = tmp_path / "out"
     write_vs_reference(table, out / "vs.csv", out / "vs.md", out / "vs.tex", "toy scale")
     md = (out / "vs.md").read_text()
-    assert md.startswith("toy scale. Row minus LoRA") and "paired bootstrap over test items and seeds" in md
-    assert "95% percentile interval" in md and "* = the interval excludes 0" in md
+    assert md.startswith("toy scale. Row minus LoRA") and "95% interval in brackets" in md
+    assert "* = the interval excludes 0" in md and "paired bootstrap over the test items (2000 replicates)" in md
+    assert "resampled by template cluster where items share one) and training seeds of one pretrained pair" in md
+    assert "t interval over the seeds" in md
     kd = next(line for line in md.splitlines() if line.startswith("| KD"))
     assert "+10.00 [+10.00, +10.00]*" in kd and "| MMLU held-out" in md
     student = next(line for line in md.splitlines() if line.startswith("| Student"))
     assert "+0.00 [" in student and "*" not in student
     tex = (out / "vs.tex").read_text()
-    assert "\\begin{tabular}" in tex and "95\\% percentile" in tex and "+50.00 [+50.00, +50.00]*" in tex
+    assert "\\begin{tabular}" in tex and "95\\% interval" in tex and "+50.00 [+50.00, +50.00]*" in tex
     header, *lines = (out / "vs.csv").read_text().splitlines()
     assert header.startswith("pair,row,model,seeds,MMLU diff,MMLU lo,MMLU hi,MMLU held-out diff")
+    assert header.endswith("MBPP se_items,MBPP se_seeds,MBPP units,seed_part,identical_to")  # added after
     kd_row = dict(zip(header.split(","), next(line for line in lines if ",kd," in line).split(",")))
     assert float(kd_row["MMLU diff"]) == pytest.approx(10.0) and float(kd_row["MBPP hi"]) == pytest.approx(10.0)
-    assert kd_row["seeds"] == "3"
+    assert kd_row["seeds"] == "3" and kd_row["seed_part"] == "paired" and kd_row["MMLU units"] == "20"
 
 
 def test_gap_to_teacher_is_undefined_when_a_benchmark_is_missing(eval_files):
@@ -213,6 +229,20 @@ def test_two_tasks_of_one_benchmark_are_an_error_not_an_average(eval_files, tmp_
         load_results([*eval_files, paper], PAIRS)
 
 
+def test_results_made_on_different_cpu_code_paths_do_not_share_a_table(eval_files):
+    pinned = {"processor": "x", "capability": "AVX2", "pins": {"ATEN_CPU_CAPABILITY": "avx2"}}
+    for path in eval_files:  # every result pinned, one of them on its own path
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "cpu": pinned, "model": {"cpu": pinned}}))
+    assert not load_results(eval_files, PAIRS).empty
+    odd = json.loads(eval_files[-1].read_text())
+    eval_files[-1].write_text(json.dumps({**odd, "cpu": {**pinned, "capability": "AVX512", "pins": {}}}))
+    with pytest.raises(ValueError, match="different CPU code paths"):
+        load_results(eval_files, PAIRS)
+    gpu = {**odd, "cpu": None, "model": {}}
+    assert code_path(gpu) == "gpu" and code_path({"task": "toy_mmlu"}) == "unrecorded"
+
+
 def test_curves_table_averages_per_method_and_step_with_a_column_for_every_method():
     curves = [{"method": "lora", "loss_curve": [[5, 2.0], [10, 1.0]]}, {"method": "lora", "loss_curve": [[5, 4.0]]},
               {"method": "kd", "loss_curve": [[10, 3.0]]}]
@@ -221,3 +251,68 @@ def test_curves_table_averages_per_method_and_step_with_a_column_for_every_metho
     assert table["step"].tolist() == [5, 10]
     assert table["lora"].tolist() == [3.0, 1.0]  # (2 + 4) / 2 at step 5; the one run left at step 10
     assert table["kd"].isna().tolist() == [True, False] and table["semalign"].isna().all()
+
+
+def test_item_scores_carry_clusters_and_the_interval_resamples_them(tmp_path):
+    """A doc's cluster goes from lm-eval's samples into the eval JSON and the items frame; 20 items in 4
+    clusters whose items share an outcome give a 4-unit bootstrap, wider than the 20-item one."""
+    samples = [{"doc_id": i, "doc": {"id": f"t-{i}", "cluster": f"c{i // 5}"}, "acc": float(i // 5 % 2)}
+               for i in range(20)]
+    scored = item_scores(samples, "acc")
+    assert scored["cluster"] == [f"c{i // 5}" for i in range(20)]
+    assert item_scores([{"doc_id": 0, "doc": {}, "acc": 1.0}], "acc")["cluster"] == [None]  # paper tasks
+    paths = [write_eval(tmp_path, "kd", "toy", "gsm8k", s, scored["score"], clusters=scored["cluster"])
+             for s in (0, 1, 2)]
+    paths += [write_eval(tmp_path, "lora", "toy", "gsm8k", s, [0.5] * 20) for s in (0, 1, 2)]
+    items = load_items(paths, PAIRS)
+    assert items.loc[items["row"] == "kd", "cluster"].tolist()[:6] == ["c0"] * 5 + ["c1"]
+    table = vs_reference(items, n_boot=4000)
+    kd = table.loc[("toy", "kd")]
+    assert kd[("units", "GSM8K")] == 4 and kd[("diff", "GSM8K")] == pytest.approx(0.0)
+    # 4 cluster means of +-50 points: se = 50 sqrt(4 / 3) / sqrt(4) = 50 / sqrt(3); item by item 50 / sqrt(19)
+    assert kd[("se_items", "GSM8K")] == pytest.approx(50 / 3**0.5, rel=0.05)
+    items["cluster"] = None
+    iid = vs_reference(items, n_boot=4000).loc[("toy", "kd")]
+    assert iid[("units", "GSM8K")] == 20 and iid[("se_items", "GSM8K")] == pytest.approx(50 / 19**0.5, rel=0.05)
+
+
+@pytest.fixture
+def laten_copies_student(item_files, tmp_path):
+    """item_files plus a LaTen row that scores every item, on each of its 3 seeds, as the Student does."""
+    student = [float(i % 2) for i in range(20)]
+    groups = {bench: ["held_out"] * 10 + ["control"] * 10 if bench == "mmlu" else None for bench in BENCHES}
+    return item_files + [write_eval(tmp_path, "laten", "toy", bench, seed, student, groups[bench])
+                         for seed in (0, 1, 2) for bench in BENCHES]
+
+
+def test_a_row_identical_to_another_is_flagged_in_both_tables_and_the_summary(laten_copies_student, tmp_path):
+    items = load_items(laten_copies_student, PAIRS)
+    assert identical_rows(items) == {("toy", "laten"): "student"}
+    table = vs_reference(items, n_boot=500)
+    assert table[("identical_to", "")].to_dict() == {("toy", "student"): "", ("toy", "teacher"): "",
+                                                     ("toy", "laten"): "student", ("toy", "kd"): ""}
+    assert table.loc[("toy", "laten"), "diff"].tolist() == table.loc[("toy", "student"), "diff"].tolist()
+    run = tmp_path / "run"
+    out = run / "tables"
+    write_vs_reference(table, out / "vs_lora.csv", out / "vs_lora.md", out / "vs_lora.tex", "toy")
+    md = (out / "vs_lora.md").read_text()
+    assert "| LaTen †" in md and "| Student " in md and "| Student †" not in md
+    assert "† LaTen is identical to Student on every item, task and seed" in md
+    main = main_table(load_results(laten_copies_student, PAIRS))
+    write_tables(main, out / "main.csv", out / "main.md", out / "main.tex", run / "metrics.json", "toy, in %",
+                 identical=identical_rows(items))
+    assert "| LaTen †" in (out / "main.md").read_text()
+    assert "\\caption{toy, in \\%. † LaTen is identical to Student" in (out / "main.tex").read_text()
+    rows = pd.read_csv(out / "main.csv", keep_default_na=False)
+    assert rows.set_index("Model")["identical_to"].to_dict() == {"Student": "", "Teacher": "", "LoRA": "",
+                                                                 "LaTen": "student", "KD": ""}
+    summary = summarise(run)
+    assert "Rows identical to another row (marked †" in summary
+    assert "LaTen (pair toy) is identical to Student on every item, task and seed" in summary
+    write_tables(main, out / "main.csv", out / "main.md", out / "main.tex", run / "metrics.json", "toy")
+    assert "†" not in (out / "main.md").read_text()  # nothing flagged unless told
+
+
+def test_latex_captions_escape_what_latex_would_misread():
+    assert latex_caption("toy_mmlu: 95% {a} & $5 #1 ~ ^") == (
+        "toy\\_mmlu: 95\\% \\{a\\} \\& \\$5 \\#1 \\textasciitilde{} \\textasciicircum{}")

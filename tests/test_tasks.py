@@ -97,6 +97,22 @@ def test_toy_gsm8k_gold_answers_score_one(toy_tests):
     assert evaluate("toy_gsm8k", toy_tests["toy_gsm8k"], off_by_one)[0]["value"] == 0.0
 
 
+@pytest.mark.parametrize(("value", "target"), [(2.0, "2"), (7.5, "7.5"), (12, "12"), ("1,000", "1000"), (-3.0, "-3")])
+def test_toy_gsm8k_target_is_normalised_as_predictions_are(value, target):
+    from pkt.evaluation.tasks import toy_gsm8k_target
+
+    assert toy_gsm8k_target({"answer_value": value}) == target == final_number(f"So #### {target}")
+
+
+def test_toy_gsm8k_float_answers_match_the_extracted_number(toy_tests, tmp_path):
+    """A float gold value (2.0) is scored against the extracted "2": str() of it ("2.0") never matched."""
+    docs = [json.loads(line) for line in toy_tests["toy_gsm8k"].read_text().splitlines()]
+    floated = tmp_path / "float.jsonl"
+    floated.write_text("".join(json.dumps({**d, "answer_value": float(d["answer_value"])}) + "\n" for d in docs))
+    respond = OracleLM(respond=lambda d: f"#### {int(d['answer_value'])}")
+    assert evaluate("toy_gsm8k", floated, respond)[0]["value"] == 1.0
+
+
 @pytest.mark.parametrize(("task", "field"), [("toy_humaneval", "canonical_solution"), ("toy_mbpp", "code")])
 def test_toy_code_references_pass_and_wrong_code_fails_with_reasons_kept(toy_tests, task, field):
     summary, samples = evaluate(task, toy_tests[task], OracleLM(respond=lambda d: d[field]))

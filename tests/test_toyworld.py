@@ -133,3 +133,34 @@ def test_no_split_function_appears_in_a_pretraining_corpus(world_cfg):
         for t in ("toy_humaneval", "toy_mbpp"):
             for r in world.splits[t][s]:
                 assert f"def {r['entry_point']}(" not in corpus
+
+
+def test_test_records_carry_the_cluster_they_are_generated_from(world_cfg):
+    """MMLU: the entity; GSM8K: the two step verbs; code: family(arguments), whose docstring it is. Only test
+    records carry one, and removing it leaves the record as it was generated before clusters existed."""
+    from pkt.data.toycode import ARG_NAMES, FAMILIES
+
+    world = generate({**world_cfg, "splits": {**world_cfg["splits"], "toy_humaneval": {
+        "train": 8, "extract": 4, "align": 4, "test": 120}}})
+    assert sum(len(ARG_NAMES[f.kind]) for f in FAMILIES) == 59  # the templates of the code tasks
+    for task in TASKS:
+        assert all("cluster" in r for r in world.splits[task]["test"]), task
+        assert not any("cluster" in r for s in SPLITS if s != "test" for r in world.splits[task][s]), task
+    for r in world.splits["toy_mmlu"]["test"]:
+        assert r["cluster"] == r["entity"]
+    for r in world.splits["toy_gsm8k"]["test"]:
+        verbs = re.findall(r"(buys|finds|gives away|loses) \d+", r["question"])
+        assert r["cluster"] == "/".join(verbs) and len(verbs) == 2
+    family_doc = {f.key: f.doc for f in FAMILIES}
+    for task in ("toy_humaneval", "toy_mbpp"):
+        for r in world.splits[task]["test"]:
+            family, args = re.fullmatch(r"(\w+)\((.*)\)", r["cluster"]).groups()
+            assert f"({args})" in r["messages"][0]["content"]  # the function's own arguments
+            names = args.split(", ")
+            doc = family_doc[family].format(a=f"`{names[0]}`", b=f"`{names[-1]}`", k="K")
+            said = r["prompt"].split('"""')[1] if task == "toy_humaneval" else r["text"]
+            assert re.sub(r"\d+", "K", said).lower().endswith(doc.removeprefix("Return ").lower())
+    humaneval = world.splits["toy_humaneval"]["test"]
+    assert len({r["cluster"] for r in humaneval}) < len(humaneval)  # 120 problems share fewer templates
+    docs = {r["cluster"]: re.sub(r"\d+", "K", r["prompt"].split('"""')[1]) for r in humaneval}
+    assert all(re.sub(r"\d+", "K", r["prompt"].split('"""')[1]) == docs[r["cluster"]] for r in humaneval)

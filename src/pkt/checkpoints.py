@@ -10,9 +10,11 @@ its last checkpoint. Three ways that goes wrong, and what this module does about
 * **A different run.** A kill, then a config or code edit, then a rerun must not restore the old
   optimiser and schedule. Checkpoints live in ``<checkpoint_dir>/run-<key>``, where the key hashes
   everything that determines the run (:func:`run_key`): the method and its settings, the training
-  settings, the seed, the content of the student, the train split and the method's inputs, the
-  library code that trains, and the versions of torch, transformers and peft. Folders of other keys
-  are deleted.
+  settings, the seed, the content of the student, the train split and the method's inputs, every
+  library file the method's training imports (helpers of other methods and wings included), how it
+  computes (the device kind and dtype: ``device: auto`` may resolve to another after a requeue; the
+  number of processes, which sets the effective batch under torchrun), and the versions of torch,
+  transformers and peft. Folders of other keys are deleted.
 * **A finished run.** With ``keep_checkpoints`` a finished run's folder stays; a rerun must train
   again, not resume at the last step and re-save the old adapter. :func:`mark_finished` records the
   end, and :func:`resume_point` wipes a finished folder instead of resuming from it.
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 COMPLETE = "checkpoint-complete"
 FINISHED = "run-finished"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-LIBRARY = Path(__file__).resolve().parent
 
 
 def _digest(path: str | os.PathLike[str]) -> str:
@@ -55,9 +56,12 @@ def run_key(
     train_split: str | os.PathLike[str],
     inputs: dict[str, str | os.PathLike[str]] | None = None,
     code: Sequence[Path] = (),
+    runtime: dict[str, Any] | None = None,
 ) -> str:
-    """A short hash of everything that determines a training run (see the module docstring); ``code``: the
-    library files that train it (:func:`pkt.sources.library_files` of the trainer and the method)."""
+    """A short hash of everything that determines a training run (see the module docstring). ``code``: the
+    library files that train it (:func:`pkt.sources.library_files` of the trainer and the method), each named
+    by its path inside ``pkt`` so that a copy of the library elsewhere hashes alike; ``runtime``: how the run
+    computes ({"device": "cuda", "dtype": "bfloat16", "processes": 2}: :func:`pkt.train.runtime`)."""
     parts = {
         "method": method,
         "method_settings": method_settings,
@@ -66,10 +70,20 @@ def run_key(
         "student": _digest(student_dir),
         "train_split": _digest(train_split),
         "inputs": {k: _digest(v) for k, v in sorted((inputs or {}).items())},
-        "code": {str(c.relative_to(LIBRARY)): sha256_file(c) for c in code},
+        "code": {library_name(c): sha256_file(c) for c in code},
+        "runtime": runtime or {},
         "versions": {p: version(p) for p in ("torch", "transformers", "peft")},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def library_name(path: str | os.PathLike[str]) -> str:
+    """A library file's path inside its ``pkt`` package (``pkt/methods/kd.py``), wherever the library lies."""
+    parts = Path(path).parts
+    if "pkt" not in parts[:-1]:
+        raise ValueError(f"{path} is not a file of the pkt library")
+    last = len(parts) - 2 - parts[-2::-1].index("pkt")  # the innermost folder named pkt
+    return "/".join(parts[last:])
 
 
 def run_dir(checkpoint_dir: str | os.PathLike[str], key: str) -> Path:

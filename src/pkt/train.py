@@ -4,8 +4,10 @@ The method (``pkt.methods``) builds the peft model (its adapter initialisation) 
 auxiliary loss; everything else is shared: chat-formatted examples with the loss on response tokens
 only, seeds, fp32 on CPU and bf16 on GPU, optional gradient checkpointing, a checkpoint every
 ``save_steps`` in a folder outside the output, and automatic resume from the last checkpoint when the
-job is rerun after a kill (a SLURM requeue). The same ``train`` runs under ``torchrun`` /
-``accelerate launch`` with several processes: ``python -m pkt.train spec.json``.
+job is rerun after a kill (a SLURM requeue). Each checkpoint carries the run's figures up to it
+(:data:`PROGRESS`), so a resumed run's ``training.json`` reports the whole run, not the steps after the
+resume. The same ``train`` runs under ``torchrun`` / ``accelerate launch`` with several processes:
+``python -m pkt.train spec.json``.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from typing import Any
 from pkt.checkpoints import mark_complete_callback, mark_finished, resume_point, run_dir, run_key
 from pkt.data.records import collate, encode_split, ensure_pad_token, load_split
 from pkt.io import atomic_dir, write_json
-from pkt.sources import library_files
+from pkt.runtime import cpu_provenance
+from pkt.sources import SRC, library_files
 
 log = logging.getLogger(__name__)
+
+PROGRESS = "pkt-progress.json"  # in each checkpoint: the whole run's figures up to its step (progress_callback)
+FRESH = {"step": 0, "loss_sum": 0.0, "tokens": 0, "wall_s": 0.0, "align_phase": None}  # before any step
 
 
 @dataclass
@@ -64,6 +70,21 @@ def make_trainer_class():
             super().__init__(*args, **kwargs)
             self.method = method
             self.tokens_seen = 0  # real (unpadded) tokens this process trained on, for tokens_per_s
+            self.loss_total = 0.0  # the sum of this process's step losses, as the Trainer sums them
+            self.carried = dict(FRESH)  # the figures of the steps before this process (a resumed checkpoint's)
+            self.started = time.perf_counter()
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.loss_total += float(loss)  # the Trainer adds this to its step loss (training_loss's sum)
+            return loss
+
+        def progress(self) -> dict[str, Any]:
+            """The whole run's figures up to the current step: what a process resuming from here carries on."""
+            c = self.carried
+            return {"step": self.state.global_step, "loss_sum": c["loss_sum"] + self.loss_total,
+                    "tokens": c["tokens"] + self.tokens_seen,
+                    "wall_s": c["wall_s"] + time.perf_counter() - self.started, "align_phase": c["align_phase"]}
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
@@ -107,7 +128,7 @@ def train(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
 
-    from pkt.methods import BUILTIN, get_method, method_module
+    from pkt.methods import get_method
     from pkt.models.build import run_dtype
 
     opts = TrainSettings.from_dict(settings)
@@ -128,14 +149,8 @@ def train(
              length_rule["truncated"], length_rule["examples"], length_rule["dropped"])
     dataset = Dataset.from_list(_indexed(encoded, strategy))
 
-    code = library_files("pkt.train", method_module(method)) if method in BUILTIN else library_files("pkt.train")
-    key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs, code)
-    ckpt = run_dir(checkpoint_dir, key)
-    resume = resume_point(ckpt)
-    if resume:
-        log.info("resuming from %s", resume)
     args = TrainingArguments(
-        output_dir=str(ckpt), num_train_epochs=opts.epochs, max_steps=opts.max_steps,
+        output_dir=str(checkpoint_dir), num_train_epochs=opts.epochs, max_steps=opts.max_steps,
         per_device_train_batch_size=opts.batch_size, gradient_accumulation_steps=opts.grad_accum,
         learning_rate=opts.lr, lr_scheduler_type="linear", warmup_steps=opts.warmup, weight_decay=0.0,
         logging_steps=opts.logging_steps, save_strategy="steps", save_steps=opts.save_steps, save_total_limit=1,
@@ -143,36 +158,55 @@ def train(
         gradient_checkpointing=opts.gradient_checkpointing, remove_unused_columns=False,
         dataloader_num_workers=0, disable_tqdm=False,
     )
+    key = run_key(method, method_settings, dataclasses.asdict(opts), seed, student_dir, train_split, inputs,
+                  training_code(method), runtime(device, args))
+    ckpt = run_dir(checkpoint_dir, key)
+    args.output_dir = str(ckpt)  # known once the arguments have told the key how many processes train
+    resume = resume_point(ckpt)
+    if resume:
+        log.info("resuming from %s", resume)
+    progress = progress_callback()
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=dataset, method=strategy,
         data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
-        callbacks=[*strategy.callbacks(), mark_complete_callback()],  # method state saved before the mark
+        callbacks=[*strategy.callbacks(), progress, mark_complete_callback()],  # all saved before the mark
     )
-    start = time.perf_counter()
-    aligned = None if resume else _align_phase(strategy, model, tokenizer, opts, seed, device, ckpt)
+    progress.trainer = trainer
+    start = trainer.started = time.perf_counter()
+    if resume:
+        trainer.carried = carried_progress(Path(resume))
+    else:
+        trainer.carried["align_phase"] = _align_phase(strategy, model, tokenizer, opts, seed, device, ckpt)
     result = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - start
     if not trainer.is_world_process_zero():
         return None
+    carried, steps = trainer.carried, trainer.state.global_step
+    mean_loss = float(result.training_loss)  # the Trainer's: the mean over the steps this process ran
+    if resume:  # ... and the steps before the checkpoint, from the processes that ran them
+        mean_loss = (carried["loss_sum"] + mean_loss * (steps - carried["step"])) / max(steps, 1)
+    tokens, wall = carried["tokens"] + trainer.tokens_seen, carried["wall_s"] + wall
     curve = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
     figures = {
         "method": method,
         "seed": seed,
-        "steps": trainer.state.global_step,
+        "steps": steps,
         "examples": len(records),
         "length_rule": length_rule,
         "epochs": opts.epochs if opts.max_steps <= 0 else None,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "final_loss": curve[-1][1] if curve else float(result.training_loss),  # the last logged loss
-        "mean_loss": float(result.training_loss),  # mean over the steps this process ran
+        "mean_loss": mean_loss,  # mean over every step of the run (a resumed run's too)
         "loss_curve": curve,
-        "align_phase": aligned,  # a method's phase before training (SemAlign v1's alignment), or None
+        "align_phase": carried["align_phase"],  # a method's phase before training (SemAlign v1's alignment), or None
         "resumed_from": Path(resume).name if resume else None,
         "run_key": key,
-        "wall_s": round(wall, 2),  # this process's training time (after a resume: the remaining steps)
-        "tokens": trainer.tokens_seen,  # real (unpadded) tokens this process trained on
-        "tokens_per_s": round(trainer.tokens_seen / max(wall, 1e-9), 1),
+        "wall_s": round(wall, 2),  # the steps' training time (a resumed run: the earlier processes' up to the
+        # checkpoint, plus this one's; the work lost after the checkpoint is not counted)
+        "tokens": tokens,  # real (unpadded) tokens rank 0 trained on, over every step of the run
+        "tokens_per_s": round(tokens / max(wall, 1e-9), 1),
         "device": device,
+        "cpu": cpu_provenance() if device == "cpu" else None,  # the CPU code path (pkt.runtime.CPU_PINS)
         "world_size": args.world_size,
         "settings": dataclasses.asdict(opts),
         "method_settings": method_settings,
@@ -185,6 +219,53 @@ def train(
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return figures
+
+
+def training_code(method: str, src: str | os.PathLike[str] = SRC) -> list[Path]:
+    """Every library file under ``src`` that training ``method`` runs, for its resume key: the trainer's and the
+    method module's imports, transitively (:func:`pkt.sources.library_files`), so helpers another method or
+    wing holds (SemAlign's targets for FitNet, ``layers/importance.py``, ``models/build.py``) count too."""
+    from pkt.methods import BUILTIN, method_module
+
+    return library_files("pkt.train", *([method_module(method)] if method in BUILTIN else []), src=src)
+
+
+def runtime(device: str, args: Any) -> dict[str, Any]:
+    """How a run computes, for its resume key (:func:`pkt.checkpoints.run_key`): the device kind and the dtype
+    models load in (``device: auto`` may resolve to another after a requeue), and the processes and GPUs per
+    process of the ``TrainingArguments`` ``args`` (torchrun's processes multiply the effective batch)."""
+    from pkt.models.build import run_dtype
+
+    return {"device": device.split(":")[0], "dtype": run_dtype(device), "processes": int(args.world_size),
+            "gpus_per_process": int(args.n_gpu)}
+
+
+def progress_callback():
+    """A ``TrainerCallback`` writing the whole run's figures up to each checkpoint into it (:data:`PROGRESS`, rank
+    0), before :func:`pkt.checkpoints.mark_complete_callback` marks it complete. Set its ``trainer``."""
+    from transformers import TrainerCallback
+
+    class KeepProgress(TrainerCallback):
+        trainer = None
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                write_json(folder / PROGRESS, self.trainer.progress())
+
+    return KeepProgress()
+
+
+def carried_progress(checkpoint: Path) -> dict[str, Any]:
+    """The figures of the steps up to ``checkpoint`` (:data:`PROGRESS`), which a resumed run adds to its own."""
+    path = checkpoint / PROGRESS
+    if not path.is_file():  # every complete checkpoint of this code has one (the key covers the code)
+        raise FileNotFoundError(f"{path} is missing: {checkpoint} is not a checkpoint of this run's code")
+    carried = json.loads(path.read_text())
+    step = int(checkpoint.name.rsplit("-", 1)[1])
+    if carried.get("step") != step:
+        raise ValueError(f"{path} holds the figures of step {carried.get('step')}, not of step {step}")
+    return {**FRESH, **carried}
 
 
 def _indexed(encoded: list[dict], strategy) -> list[dict]:

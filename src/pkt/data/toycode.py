@@ -6,6 +6,11 @@ computed by evaluating that expression, so every reference solution passes its o
 construction (and a test checks it does). Families, constants, function names and argument names
 vary independently, which gives about 1,650 distinct function names and 5,700 signatures: enough for
 disjoint pretraining, fine-tuning and test pools of several hundred problems each.
+
+A problem's ``template`` is its family with its argument names (``add(x)``, 59 in all): the docstring
+with the constant left open. Problems of one template share everything but the constant, the function
+name and the test inputs, and a model tends to write the same (right or wrong) body for all of them,
+so their scores are correlated: the tables resample test items by template (``cluster`` of a record).
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class CodeProblem:
     body: str  # the reference expression, with the argument names filled in
     inputs: tuple[tuple[object, ...], ...]
     outputs: tuple[object, ...]
+    template: str = ""  # family and argument names, e.g. "add(x)": the cluster of correlated test items
 
     @property
     def signature(self) -> str:
@@ -150,4 +156,5 @@ def sample_problem(rng: random.Random, n_tests: int = 3) -> CodeProblem:
     fn = eval(f"lambda {', '.join(args)}: {body}")  # noqa: S307 - our own template, not user input
     outputs = tuple(fn(*i) for i in inputs)
     name = rng.choice(family.names).format(k=k)
-    return CodeProblem(name, args, doc, body, tuple(inputs), outputs)
+    template = f"{family.key}({', '.join(args)})"
+    return CodeProblem(name, args, doc, body, tuple(inputs), outputs, template)

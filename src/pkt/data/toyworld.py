@@ -5,6 +5,18 @@ holds every entity's facts, the student's only those of the first ``student_frac
 entities, and the test split of ``toy_mmlu`` asks about facts the student never saw (plus a few
 control facts it did see). Arithmetic and code are shared skills: the teacher simply sees more of
 them. Everything is drawn from one seeded ``random.Random``, so the same config gives the same bytes.
+
+Every test record carries a ``cluster``: the items that share what they are generated from, whose scores
+are correlated, so that the tables resample them together (``pkt.report.stats.paired_interval``):
+
+* toy_mmlu: the entity (a person's facts share the person; about 150 entities in 420 items). Its four
+  question templates, one per attribute, are too few to resample and are fixed by the config;
+* toy_gsm8k: the sentence template, i.e. the two step verbs ("finds/loses", 16 in all); the person,
+  the object and the numbers are fillers;
+* toy_humaneval and toy_mbpp: the problem template, family and argument names ("add(x)", 59 in all;
+  ``pkt.data.toycode``).
+
+Only test records have it (training never reads it), and it is the only field the clustering adds.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pkt.data.records import chat_text, make_record, write_manifest, write_split
@@ -110,30 +123,35 @@ def mmlu_record(fact: Fact, rng: random.Random) -> dict:
                        known_by_student=fact.known_by_student)
 
 
-def arithmetic_problem(rng: random.Random) -> tuple[str, str, int]:
-    """A two-step word problem, its worked answer ending in ``#### n``, and n."""
+def arithmetic_problem(rng: random.Random) -> tuple[str, str, int, str]:
+    """A two-step word problem, its worked answer ending in ``#### n``, n, and its sentence template (the two
+    step verbs, e.g. "finds/loses")."""
     who, item = rng.choice(PEOPLE), rng.choice(ITEMS)
     total = rng.randint(2, 9)
     text = [f"{who} has {total} {item}s."]
-    work = []
+    work, verbs = [], []
     for step in range(2):
         if rng.random() < 0.5 or total == 0:
             k = rng.randint(1, 9)
-            text.append(f"{'Then ' if step else ''}{who} {'finds' if rng.random() < 0.5 else 'buys'} {k} more.")
+            verbs.append("finds" if rng.random() < 0.5 else "buys")
+            text.append(f"{'Then ' if step else ''}{who} {verbs[-1]} {k} more.")
             work.append(f"{total} + {k} = {total + k}.")
             total += k
         else:
             k = rng.randint(1, total)
-            text.append(f"{'Then ' if step else ''}{who} {'gives away' if rng.random() < 0.5 else 'loses'} {k}.")
+            verbs.append("gives away" if rng.random() < 0.5 else "loses")
+            text.append(f"{'Then ' if step else ''}{who} {verbs[-1]} {k}.")
             work.append(f"{total} - {k} = {total - k}.")
             total -= k
     text.append(f"How many {item}s does {who} have now?")
-    return " ".join(text), " ".join(work) + f"\n#### {total}", total
+    return " ".join(text), " ".join(work) + f"\n#### {total}", total, "/".join(verbs)
 
 
-def gsm8k_record(rng: random.Random) -> dict:
-    question, answer, value = arithmetic_problem(rng)
-    return make_record("toy_gsm8k", question, answer, question=question, answer=answer, answer_value=value)
+def gsm8k_record(rng: random.Random, cluster: bool = False) -> dict:
+    """A word problem as a record; with ``cluster`` (test records) also its sentence template as ``cluster``."""
+    question, answer, value, template = arithmetic_problem(rng)
+    extra = {"cluster": template} if cluster else {}
+    return make_record("toy_gsm8k", question, answer, question=question, answer=answer, answer_value=value, **extra)
 
 
 def humaneval_record(p: CodeProblem) -> dict:
@@ -185,11 +203,12 @@ def generate(cfg: dict) -> World:
     splits = {"toy_mmlu": _mmlu_splits(facts, cfg, rng)}
 
     seen: set[str] = set()
-    splits["toy_gsm8k"] = {s: unique_records(lambda: gsm8k_record(rng), n, seen)
+    splits["toy_gsm8k"] = {s: unique_records(partial(gsm8k_record, rng, s == "test"), n, seen)
                            for s, n in iter_split_sizes(cfg["splits"]["toy_gsm8k"])}
     code_seen: set[str] = set()  # one pool for both code tasks: no function name is in two splits
     for task, to_record in (("toy_humaneval", humaneval_record), ("toy_mbpp", mbpp_record)):
-        splits[task] = {s: [to_record(p) for p in _unique_problems(rng, n, code_seen)]
+        splits[task] = {s: [to_record(p) | ({"cluster": p.template} if s == "test" else {})
+                            for p in _unique_problems(rng, n, code_seen)]
                         for s, n in iter_split_sizes(cfg["splits"][task])}
 
     corpus = cfg["corpus"]
@@ -251,7 +270,7 @@ def _mmlu_splits(facts: list[Fact], cfg: dict, rng: random.Random) -> dict[str, 
             f"world has {len(facts)} facts ({len(held)} held out): raise world.n_entities or lower the split sizes"
         )
     rng.shuffle(rest)
-    out = {"test": [mmlu_record(f, rng) for f in held[:n_held] + ctrl[:n_ctrl]]}
+    out = {"test": [mmlu_record(f, rng) | {"cluster": f.entity} for f in held[:n_held] + ctrl[:n_ctrl]]}
     start = 0
     for split in ("train", "extract", "align"):
         out[split] = [mmlu_record(f, rng) for f in rest[start : start + sizes[split]]]

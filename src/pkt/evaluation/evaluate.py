@@ -11,10 +11,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def task_config(tasks_dir: str | os.PathLike[str], task: str, data: dict[str, Any] | None = None) -> dict:
@@ -95,10 +98,17 @@ def load_lm(
     """One lm-eval ``HFLM`` over a model loaded once, for every task of an evaluate job.
 
     With ``adapters`` ({name: adapter dir}, e.g. one per task and seed) :func:`use_adapter` picks the active
-    one. By default the model is a ``PeftModel`` holding each adapter under its name. With ``merge`` the
-    plain model is kept and :func:`use_adapter` evaluates a copy of it with the adapter merged into the
-    weights (W + s B A): the same function without peft's per-module LoRA branch, about twice as fast to
-    generate from on CPU for a toy model, at the cost of a second copy of the weights. A model whose LM head
+    one. By default the model is a ``PeftModel`` holding each adapter under its name, its LoRA factors in fp32
+    whatever the weights' dtype (peft's ``autocast_adapter_dtype``; :func:`adapters_in_fp32`): the branch
+    s B (A x) is computed in fp32 and added to the layer's output, where training added it. With ``merge`` and fp32
+    weights (:func:`merges_exactly`) the plain model is kept and :func:`use_adapter` evaluates a copy of it with
+    the adapter merged into the weights (W + s B A): the same function to fp32's rounding (9e-6 nats) without
+    peft's per-module LoRA branch, about twice as fast to generate from on CPU for a toy model, at the cost of
+    a second copy of the weights. In bf16 or fp16 weights (a GPU run, or ``dtype`` "auto") ``merge`` is not
+    honoured: W + s B A rounded to 8 (11) significant bits drops every delta entry below half a unit in the
+    last place of its weight (the toy's adapters in bf16: 95% of LaTen's entries, 1-7% of the trained LoRAs';
+    :func:`rounded_away`), so the adapters stay unmerged. (A delta as small as LaTen's is below what bf16
+    outputs resolve too: only an fp32 evaluation sees it.) A model whose LM head
     is tied to its input embedding (SmolLM2, Qwen2.5) gets its own copy of the head before any adapter is
     applied (:func:`pkt.models.build.untie_output_head`): the embedding's and the head's LoRA then change
     only their own module, merged or not, and lm-eval's re-tying (``tie_weights``) has nothing to undo.
@@ -113,13 +123,18 @@ def load_lm(
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=eval_dtype(dtype, device)).to(device)
     if adapters:
         untie_output_head(model)
+    if adapters and merge and not merges_exactly(model):
+        log.info("evaluation.merge_adapters: not merging into %s weights, which would round the adapters' small "
+                 "delta entries away; the adapters stay unmerged, in fp32", model.dtype)
+        merge = False
     if adapters and not merge:
         from peft import PeftModel
 
         (first, path), *rest = adapters.items()
-        model = PeftModel.from_pretrained(model, str(path), adapter_name=first)
+        model = PeftModel.from_pretrained(model, str(path), adapter_name=first, autocast_adapter_dtype=True)
         for name, path in rest:
-            model.load_adapter(str(path), adapter_name=name)
+            model.load_adapter(str(path), adapter_name=name, autocast_adapter_dtype=True)
+        adapters_in_fp32(model)
     model.eval()
     lm = continuation_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
     if adapters and merge:
@@ -141,6 +156,46 @@ def eval_dtype(setting: str, device: str) -> Any:
     if not isinstance(getattr(torch, name, None), torch.dtype):
         raise ValueError(f"evaluation.dtype {setting!r} is not run, auto or a torch dtype")
     return getattr(torch, name)
+
+
+def merges_exactly(model: Any) -> bool:
+    """Whether merging an adapter into ``model``'s weights keeps it: only fp32 weights hold W + s B A to fp32's
+    rounding; bf16 and fp16 ones drop the delta entries smaller than half a unit in the last place of theirs."""
+    import torch
+
+    return all(p.dtype == torch.float32 for p in model.parameters() if p.is_floating_point())
+
+
+def adapters_in_fp32(model: Any) -> None:
+    """Keep a peft model's LoRA factors in fp32 (its LoRA layers then compute their branch in fp32 and add it
+    to the bf16 or fp16 output): peft upcasts them on load, and this makes sure of it."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if "lora_" in name and param.is_floating_point() and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def rounded_away(model: Any, dtype: Any) -> tuple[int, int]:
+    """(entries lost, entries changed) of the active adapter(s) of the peft ``model`` when merged into its weights
+    and stored in ``dtype``: the nonzero entries of s B A for which W + s B A rounds to what W alone does."""
+    import torch
+
+    lost = changed = 0
+    for module in model.modules():
+        if not hasattr(module, "get_delta_weight") or not hasattr(module, "lora_A"):
+            continue
+        for name in module.active_adapters:
+            if name not in module.lora_A and name not in getattr(module, "lora_embedding_A", {}):
+                continue
+            with torch.no_grad():
+                delta = module.get_delta_weight(name).float()
+                weight = module.get_base_layer().weight.float()
+                nonzero = delta != 0
+                same = (weight + delta).to(dtype) == weight.to(dtype)
+            lost += int((same & nonzero).sum())
+            changed += int(nonzero.sum())
+    return lost, changed
 
 
 @functools.cache
@@ -293,18 +348,22 @@ GROUPS = {True: "control", False: "held_out"}  # toy_mmlu: did the student's cor
 
 
 def item_scores(samples: list[dict[str, Any]], metric: str) -> dict[str, list]:
-    """Per-item scores in document order: ``{"id": [...], "score": [...], "group": [...]}``.
+    """Per-item scores in document order: ``{"id": [...], "score": [...], "group": [...], "cluster": [...]}``.
 
     ``id`` is the document's own id (its ``doc_id`` position when it has none), so items can be
     paired across models; ``group`` is ``held_out`` / ``control`` for documents that say whether the
-    student saw the fact, else None.
+    student saw the fact, else None; ``cluster`` is the document's ``cluster`` (toy test records: the
+    template or entity that items share, whose scores are correlated, so the tables resample them
+    together), else None (paper tasks: every item is its own cluster).
     """
     ordered = sorted(samples, key=lambda s: s["doc_id"])
     known = [s["doc"].get("known_by_student") for s in ordered]
+    clusters = [s["doc"].get("cluster") for s in ordered]
     return {
         "id": [str(s["doc"].get("id", s["doc_id"])) for s in ordered],
         "score": [float(s[metric]) for s in ordered],
         "group": [GROUPS.get(k) if isinstance(k, bool) else None for k in known],
+        "cluster": [None if c is None else str(c) for c in clusters],
     }
 
 

@@ -80,7 +80,9 @@ def number_match(references: list[str], predictions: list[str]) -> float:
 # Targets as functions, not Jinja strings: lm-eval compiles a Jinja template anew for every document
 # (about 2 s per 420-item task here).
 def toy_gsm8k_target(doc: dict[str, Any]) -> str:
-    return str(doc["answer_value"])
+    """The gold answer in the form a prediction is compared in (:func:`normalise_number`): ``str()`` of a
+    float answer would read "2.0" and never match the "2" extracted from a response."""
+    return normalise_number(str(doc["answer_value"]))
 
 
 def mbpp_target(doc: dict[str, Any]) -> str:

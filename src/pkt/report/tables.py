@@ -6,8 +6,10 @@ them), the average, and the gap to the teacher (SemAlign's "average gap": the me
 |teacher - row|); average and gap are over the four benchmarks only. Scores are percentages, mean +-
 std over seeds. Methods that have not run are absent, never filled in.
 
-A second table gives every row minus a reference row (LoRA) with a paired bootstrap interval over
-test items and seeds (``vs_reference``), from the per-item scores each eval JSON carries.
+A second table gives every row minus a reference row (LoRA) with an interval over test items and
+training seeds (``vs_reference``, ``pkt.report.stats.paired_interval``), from the per-item scores each eval
+JSON carries. A row that scores every item exactly as an earlier row does (``identical_rows``: LaTen whose
+update leaves the student as it is) is marked in both tables, since its cells are that row's.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pkt.io import atomic_path, write_json, write_text
-from pkt.report.stats import paired_bootstrap
+from pkt.report.stats import paired_interval
 
 BENCHMARKS = {"mmlu": "MMLU", "gsm8k": "GSM8K", "humaneval": "HumanEval", "mbpp": "MBPP"}
 SUBSETS = {"held_out": "held-out", "control": "control"}  # item group -> suffix of its extra column
@@ -30,6 +33,12 @@ SUBSETS = {"held_out": "held-out", "control": "control"}  # item group -> suffix
 COLUMNS = [c for b in BENCHMARKS.values() for c in (b, *(f"{b} {s}" for s in SUBSETS.values()))]
 ROWS = {"student": "Student", "teacher": "Teacher", "lora": "LoRA", "seeking": "Seeking", "semalign": "SemAlign",
         "laten": "LaTen", "kd": "KD", "fitnet": "FitNet"}
+MARK = "†"  # after the model name of a row identical to an earlier one (``identical_rows``)
+# What the interval covers, for the captions (``paired_interval``).
+COVERS = ("test items (resampled by template cluster where items share one) and training seeds of one pretrained "
+          "pair; its seed part is a t interval over the seeds (seeds - 1 degrees of freedom), paired by seed where "
+          "both rows ran the same seeds; a row scored once (a vanilla model: deterministic) adds no seed part of its "
+          "own, and a cell with one seed on both sides covers test items only")
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +58,29 @@ def subset_column(benchmark: str, group: str) -> str:
     return f"{benchmark} {SUBSETS[group]}"
 
 
+def code_path(result: dict[str, Any]) -> str:
+    """The CPU code path a result was made on (instruction set and pins, of its evaluation and of its toy
+    model's pretraining: pkt.runtime.cpu_provenance); "gpu" where neither ran on the CPU, "unrecorded" for a
+    result older than the record."""
+    if "cpu" not in result:
+        return "unrecorded"
+    seen = [c for c in (result["cpu"], result.get("model", {}).get("cpu")) if c]
+    return "; ".join(sorted({f"{c['capability']} {json.dumps(c['pins'], sort_keys=True)}" for c in seen})) or "gpu"
+
+
 def _results(paths: Iterable[str | os.PathLike[str]],
              pairs: dict[str, dict[str, str]]) -> Iterator[tuple[dict[str, Any], str, list[tuple[str, str]]]]:
     """Each eval JSON with its benchmark and the (pair, row) cells it fills: a vanilla result names a model
     in the pair slot and is the student or teacher row of every pair that model belongs to."""
     tasks: dict[str, str] = {}
+    paths_by_pins: dict[str, str] = {}
     for path in paths:
         r = json.loads(Path(path).read_text())
+        paths_by_pins.setdefault(code_path(r), str(path))
+        if len(paths_by_pins) > 1:
+            (one, a), (other, b) = list(paths_by_pins.items())[:2]
+            raise ValueError(f"results made on different CPU code paths would share a table: {a} ({one}) and {b} "
+                             f"({other}); rerun them under one reproducible_cpu setting (pkt.runtime.CPU_PINS)")
         bench = benchmark_of(r["task"])
         if tasks.setdefault(bench, r["task"]) != r["task"]:
             raise ValueError(f"tasks {tasks[bench]!r} and {r['task']!r} both fill the {bench} column ({path}): "
@@ -86,19 +111,23 @@ def load_results(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[
 
 
 def load_items(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """Eval JSONs -> per-item scores: pair, row, benchmark, seed, id, score (%), for the bootstrap.
+    """Eval JSONs -> per-item scores: pair, row, benchmark, seed, id, score (%), cluster, for the intervals.
 
-    Items of a group (toy_mmlu's held_out/control) also appear under their subset benchmark. Results
-    written before evaluation kept per-item scores (no ``items`` key) are skipped with a warning.
+    Items of a group (toy_mmlu's held_out/control) also appear under their subset benchmark. ``cluster`` is
+    the item's template or entity where items share one (toy tasks), else None (its own cluster; also for
+    results written before evals recorded it). Results written before evaluation kept per-item scores (no
+    ``items`` key) are skipped with a warning.
     """
-    columns = ["pair", "row", "benchmark", "seed", "id", "score"]
+    columns = ["pair", "row", "benchmark", "seed", "id", "score", "cluster"]
     frames, skipped = [], 0
     for r, bench, targets in _results(paths, pairs):
         if not r.get("items"):
             skipped += 1
             continue
         it = r["items"]
-        items = pd.DataFrame({"id": it["id"], "score": it["score"], "group": it.get("group") or [None] * len(it["id"])})
+        missing = [None] * len(it["id"])
+        items = pd.DataFrame({"id": it["id"], "score": it["score"], "group": it.get("group") or missing,
+                              "cluster": pd.Series(it.get("cluster") or missing, dtype=object)})
         grouped = items[items["group"].notna()]
         parts = [items.assign(benchmark=bench)]
         parts += [g.assign(benchmark=subset_column(bench, name)) for name, g in grouped.groupby("group", sort=False)]
@@ -151,30 +180,81 @@ def _by_seed_and_item(cell: pd.DataFrame, what: str) -> pd.DataFrame:
     return matrix
 
 
+def _clusters(row: pd.DataFrame, ref: pd.DataFrame, ids: pd.Index, what: str) -> list[Any]:
+    """Cluster label per item id (the reference's, else the row's; None: the item is its own cluster)."""
+    labels = [cell.drop_duplicates("id").set_index("id")["cluster"].reindex(ids) for cell in (ref, row)]
+    both = labels[0].notna() & labels[1].notna()
+    if (labels[0][both] != labels[1][both]).any():
+        raise ValueError(f"{what}: the two rows give some items different clusters")
+    return [None if pd.isna(c) else c for c in labels[0].combine_first(labels[1])]
+
+
+def _same_scores(x: dict[str, pd.DataFrame], y: dict[str, pd.DataFrame]) -> bool:
+    """Whether every seed of ``x`` scores every item of every benchmark it has as ``y`` does on the same seed,
+    or on ``y``'s only seed (a vanilla model, scored once)."""
+    if not x or not set(x) <= set(y):
+        return False
+    for bench, mx in x.items():
+        my = y[bench]
+        if set(mx.columns) != set(my.columns):
+            return False
+        for s in mx.index:
+            other = s if s in my.index else (my.index[0] if len(my.index) == 1 else None)
+            if other is None or not np.array_equal(mx.loc[s, my.columns].to_numpy(), my.loc[other].to_numpy()):
+                return False
+    return True
+
+
+def identical_rows(items: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """``{(pair, row): earlier row}`` for each row that scores every item of every benchmark it has, on every
+    seed, exactly as an earlier row of its pair (papers' order) does on the same seed or on that row's only
+    seed: e.g. LaTen equal to the vanilla Student when its translated update changes no answer. Such a row
+    is a copy: its cells and stars are the other row's, not evidence about its method."""
+    order = {k: i for i, k in enumerate(ROWS)}
+    main = items[items["benchmark"].isin(list(BENCHMARKS.values()))]  # subsets repeat these items
+    found: dict[tuple[str, str], str] = {}
+    for pair, frame in main.groupby("pair", sort=True):
+        scores = {row: {b: _by_seed_and_item(cell, f"{pair}/{row} on {b}") for b, cell in g.groupby("benchmark")}
+                  for row, g in frame.groupby("row")}
+        rows = sorted(scores, key=lambda r: (order.get(r, len(order)), r))
+        for i, row in enumerate(rows):
+            same = next((other for other in rows[:i] if _same_scores(scores[row], scores[other])), None)
+            if same is not None:
+                found[(pair, row)] = same
+    return found
+
+
 def vs_reference(items: pd.DataFrame, reference: str = "lora", n_boot: int = 10000, level: float = 0.95,
-                 seed: int = 0) -> pd.DataFrame:
-    """Every row minus the reference row of its pair, per benchmark, with a paired bootstrap interval.
+                 seed: int = 0, same_seeds: bool = False) -> pd.DataFrame:
+    """Every row minus the reference row of its pair, per benchmark, with ``stats.paired_interval``'s interval.
 
     ``items`` is ``load_items``' frame. For each (pair, row) other than the reference and each benchmark
-    column (subsets included, no Average) the items are aligned by id and ``stats.paired_bootstrap``
-    resamples items (the same ones on both sides) and seeds (paired by seed when both rows ran the same
-    seeds, independently otherwise, as for the single-seed Student and Teacher). Every cell uses the
-    same generator ``seed``, so its interval does not depend on which other rows have run.
+    column (subsets included, no Average) the items are aligned by id; the interval's item part resamples
+    them by cluster where they carry one, its seed part is paired by seed when both rows ran the same
+    seeds and has independent sides otherwise (the single-seed Student and Teacher). With ``same_seeds``
+    (the ablation: variants run on fewer seeds than the configured row) the reference is restricted to the
+    row's seeds, so both sides are the same seeds, paired: a variant that changes nothing gives exactly 0.
+    Every cell uses the same generator ``seed``, so its interval does not depend on which other rows ran.
 
-    Returns a frame indexed by (pair, row) in main_table's row order, columns (stat, benchmark) for
-    stat in diff/lo/hi (percentage points) and ("seeds", "") the row's seed count; empty (and logged)
-    when no pair has the reference row.
+    Returns a frame indexed by (pair, row) in main_table's row order, columns (stat, benchmark) for stat in
+    diff/lo/hi (percentage points), se_items/se_seeds (the two parts' standard errors, points) and units
+    (clusters or items resampled), then ("seeds", "") the row's seed count, ("seed_part", "") whose seeds
+    enter the interval (paired / row / reference / both / none) and ("identical_to", "") the earlier row it
+    copies (``identical_rows``) or ""; empty (and logged) when no pair has the reference row.
     """
     columns = [c for c in COLUMNS if c in set(items["benchmark"])]
     cells = {key: cell for key, cell in items.groupby(["pair", "row", "benchmark"], sort=False)}
-    seeds = items.groupby(["pair", "row"])["seed"].nunique()
-    results: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+    seeds = items.groupby(["pair", "row"])["seed"].unique()
+    copies = identical_rows(items)
+    side = {"paired": "paired", "a": "row", "b": "reference", "both": "both", "none": "none"}
+    results: dict[tuple[str, str], dict[tuple[str, str], Any]] = {}
     for pair in sorted(set(items["pair"])):
         if not any((pair, reference, b) in cells for b in columns):
             log.warning("pair %s has no %r row with per-item scores: nothing to compare against", pair, reference)
             continue
         for row in sorted(set(items.loc[items["pair"] == pair, "row"]) - {reference}):
-            results[(pair, row)] = out = {("seeds", ""): seeds[(pair, row)]}
+            out: dict[tuple[str, str], Any] = {("seeds", ""): len(seeds[(pair, row)])}
+            parts = set()
             for bench in (b for b in columns if (pair, row, b) in cells and (pair, reference, b) in cells):
                 what = f"{pair}/{row} vs {reference} on {bench}"
                 a = _by_seed_and_item(cells[(pair, row, bench)], f"{pair}/{row} on {bench}")
@@ -182,19 +262,32 @@ def vs_reference(items: pd.DataFrame, reference: str = "lora", n_boot: int = 100
                 if set(a.columns) != set(b.columns):
                     raise ValueError(f"{what}: item ids differ ({len(set(a.columns) - set(b.columns))} only in "
                                      f"{row}, {len(set(b.columns) - set(a.columns))} only in {reference})")
-                res = paired_bootstrap(a.to_numpy(), b[a.columns].to_numpy(), n_boot=n_boot, level=level, seed=seed,
-                                       pair_seeds=list(a.index) == list(b.index))
-                out.update({(stat, bench): res[stat] for stat in ("diff", "lo", "hi")})
+                if same_seeds:
+                    if not set(a.index) <= set(b.index):
+                        raise ValueError(f"{what}: seeds {sorted(set(a.index) - set(b.index))} of {row} are not "
+                                         f"among {reference}'s {sorted(b.index)}: no same-seed comparison")
+                    b = b.loc[a.index]
+                clusters = _clusters(cells[(pair, row, bench)], cells[(pair, reference, bench)], a.columns, what)
+                res = paired_interval(a.to_numpy(), b[a.columns].to_numpy(), clusters=clusters, n_boot=n_boot,
+                                      level=level, seed=seed, pair_seeds=list(a.index) == list(b.index))
+                out.update({(stat, bench): res[stat] for stat in ("diff", "lo", "hi", "se_items", "se_seeds")})
+                out[("units", bench)] = res["n_units"]
+                parts.add(side[str(res["seed_part"])])
+            out[("seed_part", "")] = "/".join(sorted(parts))
+            out[("identical_to", "")] = copies.get((pair, row), "")
+            results[(pair, row)] = out
     if not results:
         log.warning("no %r row in the per-item results: no comparison table against it", reference)
         return pd.DataFrame()
     used = [c for c in columns if any(("diff", c) in out for out in results.values())]
-    layout = pd.MultiIndex.from_tuples([(s, c) for s in ("diff", "lo", "hi") for c in used] + [("seeds", "")])
+    stats = ("diff", "lo", "hi", "se_items", "se_seeds", "units")
+    layout = pd.MultiIndex.from_tuples([(s, c) for s in stats for c in used]
+                                       + [("seeds", ""), ("seed_part", ""), ("identical_to", "")])
     table = pd.DataFrame.from_dict(results, orient="index").reindex(columns=layout)
     table.index = pd.MultiIndex.from_tuples(table.index, names=["pair", "row"])
     table[("seeds", "")] = table[("seeds", "")].astype(int)
     table = _row_order(table)
-    table.attrs.update(reference=reference, level=level, n_boot=n_boot)
+    table.attrs.update(reference=reference, level=level, n_boot=n_boot, same_seeds=same_seeds)
     return table
 
 
@@ -217,21 +310,65 @@ def flat_metrics(table: pd.DataFrame) -> dict[str, float]:
             for (pair, row), values in means.iterrows() for c, v in values.items() if pd.notna(v)}
 
 
+def latex_caption(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped ('%' would comment out the rest of the caption, '_' in
+    'toy_mmlu' needs math mode): pandas escapes the cells, not the caption."""
+    special = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, "\\" + ch if ch in "&%$#_{}" else ch) for ch in text)
+
+
+def _identical_mask(shown: pd.DataFrame, pair: str, row: str) -> pd.Series:
+    """Which lines of a shown table are the reproduced row ``row`` of ``pair`` (matched by name, and pair)."""
+    mask = shown["Model"] == ROWS.get(row, row)
+    return mask & (shown["Pair"] == pair) if "Pair" in shown.columns else mask
+
+
+def identical_note(identical: Mapping[tuple[str, str], str], labels: Mapping[str, str] | None = None,
+                   scope: str = "every item, task and seed") -> str:
+    """The footnote for rows marked by ``mark_identical``: what they copy, and on what; '' when none is."""
+    names = {**ROWS, **(labels or {})}
+    pairs = {pair for pair, _ in identical}
+    copies = [f"{names.get(row, row)}{f' ({pair})' if len(pairs) > 1 else ''} is identical to "
+              f"{names.get(other, other)}" for (pair, row), other in identical.items()]
+    if not copies:
+        return ""
+    return (f"{MARK} {'; '.join(copies)} on {scope}: its cells (and stars) are that row's, not evidence about "
+            "its own method.")
+
+
+def mark_identical(shown: pd.DataFrame, identical: Mapping[tuple[str, str], str]) -> pd.DataFrame:
+    """``shown`` with MARK after the model name of every row that copies an earlier one (``identical_rows``)."""
+    shown = shown.copy()
+    for pair, row in identical:
+        mask = _identical_mask(shown, pair, row)
+        shown.loc[mask, "Model"] = shown.loc[mask, "Model"] + f" {MARK}"
+    return shown
+
+
 def write_tables(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
                  tex: str | os.PathLike[str], metrics: str | os.PathLike[str], caption: str,
-                 shown: pd.DataFrame | None = None) -> None:
+                 shown: pd.DataFrame | None = None, identical: Mapping[tuple[str, str], str] | None = None) -> None:
     """Write the table as CSV, Markdown and LaTeX, and the flat metrics JSON, atomically.
 
     ``shown`` replaces ``formatted(table)`` in the CSV, Markdown and LaTeX (``pkt.report.published_tables`` adds the
     published rows there) and is written as given (Markdown keeps '+0.06' and '2.50' as they are); the
-    metrics are always the reproduced rows' means only.
+    metrics are always the reproduced rows' means only. ``identical`` (``identical_rows``) marks the rows that
+    copy an earlier one: MARK and a footnote in Markdown and LaTeX, the copied row's key in the CSV's last
+    column ``identical_to`` ('' elsewhere).
     """
     given = shown is not None
     shown = shown if given else formatted(table)
+    identical = dict(identical or {})
+    flagged = shown.assign(identical_to="")
+    for (pair, row), other in identical.items():
+        flagged.loc[_identical_mask(shown, pair, row), "identical_to"] = other
     with atomic_path(csv) as tmp:
-        shown.to_csv(tmp, index=False)
+        flagged.to_csv(tmp, index=False)
+    note = identical_note(identical)
+    caption = f"{caption.rstrip(' .')}. {note}" if note else caption
+    shown = mark_identical(shown, identical)
     write_text(md, f"{caption}\n\n" + shown.to_markdown(index=False, disable_numparse=given) + "\n")
-    write_text(tex, shown.to_latex(index=False, caption=caption, label="tab:main", escape=True))
+    write_text(tex, shown.to_latex(index=False, caption=latex_caption(caption), label="tab:main", escape=True))
     write_json(metrics, flat_metrics(table))
 
 
@@ -243,16 +380,24 @@ def interval(diff: float, lo: float, hi: float) -> str:
     return f"{diff + 0.0:+.2f} [{lo + 0.0:+.2f}, {hi + 0.0:+.2f}]" + ("*" if excludes else "")
 
 
-def write_vs_reference(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
-                       tex: str | os.PathLike[str], caption: str) -> None:
-    """Write ``vs_reference``'s table atomically: CSV with the raw numbers (columns '<benchmark> diff/lo/hi',
-    percentage points), Markdown and LaTeX with cells '+3.25 [-1.10, +7.60]*'; the caption is followed
-    by a note on how to read the cells."""
+def vs_note(table: pd.DataFrame) -> str:
+    """How to read ``vs_reference``'s cells, and what their interval covers, for the caption."""
     ref = table.attrs.get("reference", "lora")
     level, n_boot = table.attrs.get("level", 0.95), table.attrs.get("n_boot")
     reps = f" ({n_boot} replicates)" if n_boot else ""
-    note = (f"Row minus {ROWS.get(ref, ref)} in percentage points, with the {level:.0%} percentile interval of a "
-            f"paired bootstrap over test items and seeds{reps} in brackets; * = the interval excludes 0.")
+    return (f"Row minus {ROWS.get(ref, ref)} in percentage points, with a {level:.0%} interval in brackets; * = the "
+            f"interval excludes 0. The interval covers {COVERS}; its item part is the variance of a paired bootstrap "
+            f"over the test items{reps}.")
+
+
+def write_vs_reference(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
+                       tex: str | os.PathLike[str], caption: str) -> None:
+    """Write ``vs_reference``'s table atomically: CSV with the raw numbers (columns '<benchmark> diff/lo/hi',
+    percentage points, then per benchmark se_items/se_seeds/units, and seed_part, identical_to), Markdown and
+    LaTeX with cells '+3.25 [-1.10, +7.60]*' and MARK on a row that copies an earlier one; the caption is
+    followed by a note on how to read the cells and what the interval covers."""
+    ref = table.attrs.get("reference", "lora")
+    note = vs_note(table)
     full = f"{caption.rstrip(' .')}. {note}" if caption.strip() else note
     if table.empty:
         write_text(csv, "pair,row,model,seeds\n")
@@ -268,11 +413,20 @@ def write_vs_reference(table: pd.DataFrame, csv: str | os.PathLike[str], md: str
         for stat in ("diff", "lo", "hi"):
             raw[f"{c} {stat}"] = table[(stat, c)].to_numpy()
         shown[c] = [interval(*v) for v in zip(table[("diff", c)], table[("lo", c)], table[("hi", c)])]
+    for c in benches:  # after the historical columns, so that readers by position keep working
+        for stat in ("se_items", "se_seeds", "units"):
+            raw[f"{c} {stat}"] = table[(stat, c)].to_numpy() if (stat, c) in table.columns else np.nan
+    for key in ("seed_part", "identical_to"):
+        raw[key] = table[(key, "")].to_numpy() if (key, "") in table.columns else ""
     shown["Seeds"] = raw["seeds"]
+    identical = {key: other for key, other in zip(table.index, raw["identical_to"]) if other}
+    shown = mark_identical(shown, identical)
+    note = identical_note(identical)
+    full = f"{full} {note}" if note else full
     if len(set(pairs)) == 1:
         shown = shown.drop(columns="Pair")
     with atomic_path(csv) as tmp:
         raw.to_csv(tmp, index=False)
     write_text(md, f"{full}\n\n" + shown.to_markdown(index=False) + "\n")
-    write_text(tex, shown.to_latex(index=False, caption=full.replace("%", r"\%"), label=f"tab:vs_{ref}",
+    write_text(tex, shown.to_latex(index=False, caption=latex_caption(full), label=f"tab:vs_{ref}",
                                    escape=True))
