@@ -18,7 +18,7 @@ from pkt.methods.semalign.targets import (
     write_task_targets,
 )
 from pkt.models.build import load_model, load_tokenizer
-from pkt.runtime import job_logging, resolve_device, set_offline, setup_torch
+from pkt.runtime import cpu_provenance, job_logging, resolve_device, set_offline, setup_torch
 from pkt.train import train
 
 if __name__ == "__main__":
@@ -62,4 +62,5 @@ if __name__ == "__main__":
             summary, _ = run_task(lm, params.task, params.tasks_dir, data=params.data, seed=seed,
                                   **task_options(params.evaluation))
             write_json(result_path(root, slug, seed), {**summary, "method": slug, "pair": wc.pair,
-                                                       "adapter": {"path": str(path)}})
+                                                       "adapter": {"path": str(path)},
+                                                       "cpu": cpu_provenance() if device == "cpu" else None})
