@@ -61,7 +61,7 @@ rule ablation_table:
         tables=config["tables"],
         caption=lambda wc: (
             f"{table_caption()}. SemAlign ablation on {ABLATION_TASK} (seeds {ABLATION_SEEDS}): one switch"
-            " flipped at a time; 'vs configured' = row minus the configured SemAlign on the same seeds, paired interval"
+            " flipped at a time"
         ),
     conda:
         "../envs/pkt.yaml"
