@@ -38,6 +38,22 @@ def _scores(x: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
+def _pair(a: ArrayLike, b: ArrayLike, n_boot: int, level: float, pair_seeds: bool | None,
+          min_boot: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Both rows as [seeds, items] arrays over the same items, the settings checked, and whether seeds pair
+    (by default: when the seed counts are equal)."""
+    a, b = _scores(a, "a"), _scores(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must score the same items: shapes {a.shape} and {b.shape} differ in items")
+    if n_boot < min_boot or not 0.0 < level < 1.0:
+        raise ValueError(f"need n_boot >= {min_boot} and 0 < level < 1, got n_boot={n_boot}, level={level}")
+    if pair_seeds is None:
+        pair_seeds = a.shape[0] == b.shape[0]
+    elif pair_seeds and a.shape[0] != b.shape[0]:
+        raise ValueError(f"cannot pair seeds of shapes {a.shape} and {b.shape}: seed counts differ")
+    return a, b, pair_seeds
+
+
 def _seed_means(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per-seed means ``m`` [seeds, chunk] -> [chunk]: each replicate averages seeds drawn with replacement."""
     n_seeds, chunk = m.shape
@@ -66,15 +82,7 @@ def paired_bootstrap(a: ArrayLike, b: ArrayLike, n_boot: int = 10000, level: flo
 
     Returns ``{"diff", "lo", "hi", "n_items", "seeds_a", "seeds_b", "n_boot"}``.
     """
-    a, b = _scores(a, "a"), _scores(b, "b")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"a and b must score the same items: shapes {a.shape} and {b.shape} differ in items")
-    if n_boot < 1 or not 0.0 < level < 1.0:
-        raise ValueError(f"need n_boot >= 1 and 0 < level < 1, got n_boot={n_boot}, level={level}")
-    if pair_seeds is None:
-        pair_seeds = a.shape[0] == b.shape[0]
-    elif pair_seeds and a.shape[0] != b.shape[0]:
-        raise ValueError(f"cannot pair seeds of shapes {a.shape} and {b.shape}: seed counts differ")
+    a, b, pair_seeds = _pair(a, b, n_boot, level, pair_seeds, min_boot=1)
 
     rng = np.random.default_rng(seed)
     n_items = a.shape[1]
@@ -227,15 +235,7 @@ def paired_interval(a: ArrayLike, b: ArrayLike, clusters: Sequence[Hashable | No
     "seed_part", "n_boot"}``: ``se_items`` = sqrt(items), ``se_seeds`` = sqrt(sum X), ``n_units`` the
     clusters (or items) resampled, ``seed_part`` which side's seeds enter: "paired", "a", "b", "both", "none".
     """
-    a, b = _scores(a, "a"), _scores(b, "b")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"a and b must score the same items: shapes {a.shape} and {b.shape} differ in items")
-    if n_boot < 2 or not 0.0 < level < 1.0:
-        raise ValueError(f"need n_boot >= 2 and 0 < level < 1, got n_boot={n_boot}, level={level}")
-    if pair_seeds is None:
-        pair_seeds = a.shape[0] == b.shape[0]
-    elif pair_seeds and a.shape[0] != b.shape[0]:
-        raise ValueError(f"cannot pair seeds of shapes {a.shape} and {b.shape}: seed counts differ")
+    a, b, pair_seeds = _pair(a, b, n_boot, level, pair_seeds, min_boot=2)
     n_items = a.shape[1]
     unit, n_units = _units(clusters, n_items)
     if n_units < 2:
