@@ -16,7 +16,7 @@ export MKL_CBWR ?= AVX2,STRICT
 export ONEDNN_MAX_CPU_ISA ?= AVX2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo smoke test lint report timing gpu-check
+.PHONY: setup demo transfer-probe smoke test lint report timing gpu-check
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	@$(BIN)/python -m pkt.report.summary results/$(RUN)
 	@$(BIN)/python -m pkt.report.timing logs/$(RUN)
+
+# The transfer probe on the default run's models (pkt.transfer_probe): about 4 CPU-minutes after make demo.
+transfer-probe: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) transfer_table
+	@cat results/$(RUN)/tables/transfer_probe.md
 
 # Where the default run's time went: the benchmark: files summed per rule.
 timing: $(STAMP)

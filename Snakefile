@@ -8,12 +8,13 @@
 #   importance/<model>/<task>.json  score_importance  per-layer gradient x activation (extract split)
 #   pairing/<pair>/<task>.{json,png} pair_layers    depth-aware teacher/student pairing + figure
 #   extract/<pair>/<task>/      extract_seeking    Seeking's LoRA factors from the teacher + extract.json + figure
-#   targets/<pair>/<task>/      teacher_targets    SemAlign's mapped teacher signals (memory-mapped .npy + index)
+#   targets/<pair>/<task>/      teacher_targets    teacher signals + SemAlign's maps (memory-mapped .npy + index)
 #   eval/<method>/<pair>/<task>/seed<k>.json  evaluate  lm-eval result + provenance (+ .samples.jsonl)
 #                               (method "vanilla": the pair slot names the model evaluated)
 #   adapters/<method>/<pair>/<task>/seed<k>/  train   LoRA adapter + training.json (loss curve)
 #   analysis/<pair>/{cka,bases}.png  analyze_semalign  SemAlign's layer CKA before/after and the bases check
 #   ablation/<pair>/<variant>/seed<k>.json  semalign_ablation  SemAlign variants on one task (eval format)
+#   transfer_probe/<pair>/<row>/seed<k>.json  transfer_probe  each teacher signal on the held-out facts (toy)
 #   tables/main.{csv,md,tex}, metrics.json    tables  the papers' Table 1 layout
 #   figures/*.png               figures            per-benchmark bars, training curves
 # Logs mirror those paths under logs/<run_name>/. Config: config/config.yaml (toy scale, default).
@@ -41,6 +42,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/transfer_probe.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -54,6 +56,7 @@ rule all:
         rules.figures.output,
         rules.analyses.input,
         rules.ablation_table.output if "semalign" in config["methods"] else [],
+        rules.transfer_table.output if TOY and PROBE["in_default_run"] else [],
 
 
 rule data:

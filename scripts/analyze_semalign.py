@@ -37,7 +37,7 @@ if __name__ == "__main__":
         after = cka_matrix(teacher_h, layer_outputs(aligned, batches, keep))
         title = f"{snakemake.wildcards.pair}, {params.task} test inputs ({len(records)} items), SemAlign seed 0"
         plot_cka(before, after, out.cka, f"Linear CKA of layer outputs: {title}")
-        plot_bases(checks, out.bases, f"Decompose-recompose through unit bases: {title}")
+        plot_bases(checks, out.bases, f"Decompose-recompose through unit bases, cosine and logit rules: {title}")
         write_json(out.record, {**summary(before, after, checks), "task": params.task, "n_items": len(records),
                                 "n_tokens": len(teacher_h[0]),
                                 "adapter": inp.adapter, "pair": snakemake.wildcards.pair})

@@ -13,7 +13,7 @@ from pkt.methods.semalign.targets import (
     TARGET_FIELDS,
     TargetSettings,
     plan_targets,
-    student_map,
+    student_maps,
     trained_pairs,
     write_task_targets,
 )
@@ -38,13 +38,13 @@ if __name__ == "__main__":
                 if teacher is None:
                     teacher, _ = load_model(inp.teacher, device)
                     tokenizer = load_tokenizer(inp.student)  # training's ids (a teacher's extra [PAD] never enters)
-                    matrix, vocab = student_map(teacher, inp.student, params.models, sem["shared_vocab_only"])
+                    maps, vocab = student_maps(teacher, inp.student, params.models, sem["shared_vocab_only"])
                 pairs = trained_pairs(read_json(inp.pairing), settings.pairs, settings.interpolate)
                 targets_dir = root / slug / "targets"
                 with atomic_dir(targets_dir) as tmp:
                     plans = plan_targets(tokenizer, {"train": inp.split, "align": inp.align}, sem["batch_size"],
                                          params.max_length)
-                    write_task_targets(tmp, teacher, plans, pairs, matrix, settings, {"variant": slug}, vocab=vocab)
+                    write_task_targets(tmp, teacher, plans, pairs, maps, settings, {"variant": slug}, vocab=vocab)
             for seed in params.seeds:
                 setup_torch(snakemake.threads, seed)
                 out = root / slug / f"adapter-seed{seed}"

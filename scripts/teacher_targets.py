@@ -1,4 +1,4 @@
-"""Rule teacher_targets: the teacher's paired-layer signals on each train split, mapped into the student's space.
+"""Rule teacher_targets: the teacher's paired-layer signals on each train split, and the maps into the student's space.
 
 The splits are tokenised first and the targets' size computed; a pair above ``semalign.targets_max_gb`` is
 refused before the teacher is loaded. Rows are then streamed to disk batch by batch.
@@ -11,7 +11,7 @@ from pkt.methods.semalign.targets import (
     TargetSettings,
     check_disk,
     plan_targets,
-    student_map,
+    student_maps,
     trained_pairs,
     write_task_targets,
 )
@@ -40,12 +40,13 @@ if __name__ == "__main__":
         log.info("targets of %s: %d response tokens, %.2f GB in %s (semalign.targets_max_gb %s)",
                  snakemake.wildcards.pair, rows, total / 1e9, settings.targets_dtype, params.max_gb)
         teacher, _ = load_model(inp.teacher, resolve_device(params.device))
-        matrix, vocab = student_map(teacher, inp.student, params.models, params.shared_vocab_only)
+        maps, vocab = student_maps(teacher, inp.student, params.models, params.shared_vocab_only)
         meta = {"pair": snakemake.wildcards.pair, "teacher": params.models[0], "student": params.models[1],
                 "vocab": vocab,
-                "definition": "target = M (h_T / ||h_T||), M = S_S S_T^T, S = unit-column pinv(lm_head) "
-                              "(SemAlign Eqs. 1-2); h_T = the teacher layer's signal at each response token"}
+                "definition": "teacher<k>.npy: the teacher layer's signal h_T at each position predicting a response "
+                              "token; target = M h_T (logit: M = pinv(W_S) W_T) or M h_T / ||h_T|| (cosine: "
+                              "M = S_S S_T^T, S = unit-column pinv(lm_head)), M in maps.safetensors"}
         for task, _, _, _, out in tasks:
             with atomic_dir(out) as tmp:
-                write_task_targets(tmp, teacher, plans[task], pairs[task], matrix, settings, {**meta, "task": task},
+                write_task_targets(tmp, teacher, plans[task], pairs[task], maps, settings, {**meta, "task": task},
                                    vocab=vocab)

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 
 from pkt.methods.semalign.ablation import ablation_table, configured_label, variants, write_ablation
-from pkt.methods.semalign.analysis import bases_check, cka_matrix, layer_outputs
+from pkt.methods.semalign.analysis import BASES, RULES, bases_check, cka_matrix, layer_outputs
+from pkt.methods.semalign.bases import recompose_cosine, semantic_bases
 
-CONFIG = {"variant": "v1", "signal": "delta", "interpolate": True}
+CONFIG = {"map": "logit", "variant": "v1", "signal": "delta", "interpolate": True}
 
 
 def test_each_variant_flips_one_switch():
     found = variants(CONFIG)
-    assert set(found) == {"variant-v2", "layer-only", "output-only", "signal-output", "interpolation-off"}
+    assert set(found) == {"map-cosine", "variant-v2", "layer-only", "output-only", "signal-output",
+                          "interpolation-off"}
+    assert found["map-cosine"] == {"label": "cosine map", "method": {"map": "cosine"}, "targets": {}}  # same targets
     assert found["variant-v2"] == {"label": "objective v2", "method": {"variant": "v2"}, "targets": {}}
     assert found["layer-only"]["method"] == {"output_weight": 0.0}
     assert found["output-only"]["method"] == {"layer_weight": 0.0}
     assert found["signal-output"]["targets"] == {"signal": "output"}
     assert found["interpolation-off"]["targets"] == {"interpolate": False}
-    flipped = variants({"variant": "v2", "signal": "output", "interpolate": False})
-    assert {"variant-v1", "signal-delta", "interpolation-on"} <= set(flipped)
-    assert configured_label(CONFIG) == "as configured (v1, residual contribution, interpolation on)"
+    flipped = variants({"map": "cosine", "variant": "v2", "signal": "output", "interpolate": False})
+    assert {"map-logit", "variant-v1", "signal-delta", "interpolation-on"} <= set(flipped)
+    assert configured_label(CONFIG) == "as configured (logit map, v1, residual contribution, interpolation on)"
 
 
 def write(tmp_path, method, seed, scores):
@@ -113,11 +117,55 @@ def test_cka_of_a_model_with_itself_has_a_unit_diagonal(model):
 def test_bases_check_reports_every_layer_and_kind(model):
     outputs = layer_outputs(model, [batch()])
     found = bases_check(outputs, model.lm_head.weight.detach(), model.get_input_embeddings().weight.detach())
-    assert set(found) == {"output (pinv lm_head)", "input embedding", "random"}
-    assert all(len(v) == 3 and all(-1 <= x <= 1 for x in v) for v in found.values())
-    # an orthonormal basis recomposes exactly: the identity as "embedding" rows gives cosine 1
-    eye = torch.eye(16)
-    assert bases_check(outputs, model.lm_head.weight.detach(), eye)["input embedding"] == pytest.approx([1.0] * 3)
+    assert list(found) == list(RULES) == ["cosine", "logit"]
+    assert all(list(kinds) == list(BASES) for kinds in found.values())
+    assert all(len(v) == 3 and all(-1 <= x <= 1 for x in v) for kinds in found.values() for v in kinds.values())
+    # each number is recompose_cosine under its rule: the logit rule's coefficients are the model's own logits
+    head = model.lm_head.weight.detach()
+    assert found["logit"]["random"][1] != found["cosine"]["random"][1]
+    assert found["cosine"][BASES[0]][2] == pytest.approx(recompose_cosine(outputs[2], semantic_bases(head.double())),
+                                                         abs=1e-12)
+    assert found["logit"][BASES[0]][2] == pytest.approx(
+        recompose_cosine(outputs[2], semantic_bases(head.double()), head=head), abs=1e-12)
+    with pytest.raises(ValueError, match="one shape"):
+        bases_check(outputs, head, torch.eye(16))
+
+
+def harmonic_frame(v: int, d: int) -> torch.Tensor:
+    """v unit rows in R^d (d even, v > d) with W^T W = (v/d) I (a harmonic tight frame):
+    row k = sqrt(2/d) (cos, sin)(2 pi k j / v) for j = 1..d/2."""
+    angles = 2 * math.pi * torch.arange(v, dtype=torch.float64)[:, None] * torch.arange(1, d // 2 + 1) / v
+    return math.sqrt(2 / d) * torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+def test_bases_check_known_answers_under_both_rules(model):
+    """A unit tight frame W as head and embedding: pinv(W) = (d/v) W^T, so the output bases, the embedding bases
+    and B B^T = B W = (v/d) I coincide and both rules recompose every r exactly (cosine 1). Random bases under
+    the logit rule recompose the logits W r with directions unrelated to W: a random direction, cos ~ 0."""
+    outputs = layer_outputs(model, [batch()])
+    frame = harmonic_frame(40, 16)
+    assert torch.allclose(frame.T @ frame, 2.5 * torch.eye(16, dtype=torch.float64), atol=1e-12)
+    found = bases_check(outputs, frame, frame)
+    for rule in RULES:
+        assert found[rule][BASES[0]] == pytest.approx([1.0] * 3, abs=1e-9)
+        assert found[rule][BASES[1]] == pytest.approx([1.0] * 3, abs=1e-9)
+    gen = torch.Generator().manual_seed(2)
+    h = [torch.randn(300, 16, generator=gen, dtype=torch.float64) for _ in range(2)]
+    wide = torch.randn(2000, 16, generator=gen, dtype=torch.float64)  # V >> D
+    found = bases_check(h, wide, wide)
+    assert all(abs(x) < 0.2 for x in found["logit"]["random"])
+    assert all(x > 0.9 for x in found["logit"][BASES[0]])  # an isotropic head: unit pinv columns ~ pinv(W) x const
+
+
+def test_the_bases_figure_and_json_name_each_rule(model, tmp_path):
+    from pkt.methods.semalign.analysis import plot_bases, summary
+
+    outputs = layer_outputs(model, [batch()])
+    found = bases_check(outputs, model.lm_head.weight.detach(), model.get_input_embeddings().weight.detach())
+    assert plot_bases({"teacher": found, "student": found}, tmp_path / "b.png", "t").stat().st_size > 0
+    record = summary([[1.0]], [[1.0]], {"teacher": found})
+    assert record["bases_rules"] == ["cosine", "logit"] and record["bases_check"]["teacher"] == found
+    assert "B B^T r" in record["bases_definition"]["cosine"] and "B W r" in record["bases_definition"]["logit"]
 
 
 def test_the_gram_form_cka_equals_pairwise_linear_cka(model):

@@ -15,17 +15,16 @@ from pkt.layers.pairing import pair_layers
 from pkt.methods import get_method
 from pkt.methods.fitnet import hint_loss
 from pkt.methods.kd import kd_term
-from pkt.methods.semalign.bases import mapping_matrix, semantic_bases, topk_kl
+from pkt.methods.semalign.bases import MAPS, map_matrix, topk_kl
 from pkt.methods.semalign.store import Targets, write_targets
 from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs
 
 
 def write(folder: Path, teacher, student, pairs) -> Path:
-    matrix = mapping_matrix(semantic_bases(student.lm_head.weight.double()),
-                            semantic_bases(teacher.lm_head.weight.double()))
+    maps = {kind: map_matrix(kind, student.lm_head.weight, teacher.lm_head.weight) for kind in MAPS}
     folder.mkdir()
-    write_targets(folder, compute_targets(teacher, batches(), pairs, matrix, "delta", topk=5),
-                  {"pairs": pairs, "signal": "delta", "topk": 5})
+    write_targets(folder, compute_targets(teacher, batches(), pairs, "delta", topk=5),
+                  {"pairs": pairs, "signal": "delta", "topk": 5}, maps=maps)
     return folder
 
 
@@ -208,16 +207,14 @@ def test_teacher_rows_read_back_equal_the_mixed_teacher_signal(tmp_path):
         assert targets.teacher_layer_width(k) == 24
         for i, batch in enumerate(batches()):
             signals, _ = layer_signals(teacher, batch, [t - 1 for t, _ in p["sources"]], "delta")
-            mask = batch["labels"] != -100
+            prev = predicting_positions(batch["labels"] != -100)  # the positions predicting response tokens
             mixed = sum(w * signals[t - 1] for t, w in p["sources"])
-            stored = targets.teacher_layer(k, [3 * i + b for b in range(3)], mask.sum(1).tolist())
+            stored = targets.teacher_layer(k, [3 * i + b for b in range(3)], prev.sum(1).tolist())
             for b in range(3):
-                assert torch.equal(stored[b], mixed[b][mask[b]].half().float())  # fp16 on disk
+                assert torch.equal(stored[b], mixed[b][prev[b]].half().float())  # fp16 on disk
     (tmp_path / "targets" / f"teacher{pairs[0]['student']}.npy").unlink()
     with pytest.raises(FileNotFoundError, match="teacher_targets"):
-        Targets(tmp_path / "targets").teacher_layer(pairs[0]["student"], [0], [5])
-    with pytest.raises(FileNotFoundError, match="teacher_targets"):
-        Targets(tmp_path / "targets").teacher_layer_width(pairs[0]["student"])
+        Targets(tmp_path / "targets")
 
 
 def test_kd_top_k_ids_stay_inside_the_shared_vocabulary():
@@ -227,10 +224,9 @@ def test_kd_top_k_ids_stay_inside_the_shared_vocabulary():
     with torch.no_grad():
         teacher.lm_head.weight[50] = 50 * teacher.lm_head.weight[:50].mean(0) + 1.0
     pairs = [{"student": 1, "sources": [(2, 1.0)]}]
-    matrix = torch.zeros(16, 24)
-    everything = compute_targets(teacher, batches(3), pairs, matrix, "delta", topk=5)
+    everything = compute_targets(teacher, batches(3), pairs, "delta", topk=5)
     assert (everything["topk_ids"][:, 0] == 50).mean() > 0.5  # the appended id mostly leads, for the student
-    shared = compute_targets(teacher, batches(3), pairs, matrix, "delta", topk=5, vocab=50)
+    shared = compute_targets(teacher, batches(3), pairs, "delta", topk=5, vocab=50)
     assert shared["topk_ids"].max() < 50
     batch = batches(3)[0]
     mask = batch["labels"] != -100

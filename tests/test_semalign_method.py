@@ -7,11 +7,16 @@ import pytest
 import torch
 from tiny_llama import batches, tiny
 
-from pkt.layers.importance import decoder_layers
+from pkt.layers.importance import decoder_layers, predicting_positions
 from pkt.layers.pairing import pair_layers
-from pkt.methods.semalign.bases import map_teacher, mapping_matrix, semantic_bases
-from pkt.methods.semalign.store import Targets, write_targets
+from pkt.methods.semalign.bases import MAPS, map_matrix, map_rows, mapping_matrix, semantic_bases
+from pkt.methods.semalign.store import Targets, load_map, write_targets
 from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs
+
+
+def heads_maps(student, teacher) -> dict[str, torch.Tensor]:
+    """Both coefficient rules' matrices from the two models' heads (what teacher_targets stores)."""
+    return {kind: map_matrix(kind, student.lm_head.weight, teacher.lm_head.weight) for kind in MAPS}
 
 
 @pytest.fixture()
@@ -20,13 +25,12 @@ def setup(tmp_path):
     teacher, student = tiny(24, 4, 0), tiny(16, 2, 1)
     pairing = pair_layers([1.0, 0.5, 3.0, 0.2], [1.0, 1.0])  # l* = 3 -> the pair (4, 2)
     pairs = trained_pairs(pairing, "critical", interpolate=True)
-    matrix = mapping_matrix(semantic_bases(student.lm_head.weight.double()),
-                            semantic_bases(teacher.lm_head.weight.double()))
-    computed = compute_targets(teacher, batches(), pairs, matrix, "delta", topk=5)
+    maps = heads_maps(student, teacher)
+    computed = compute_targets(teacher, batches(), pairs, "delta", topk=5)
     folder = tmp_path / "targets"
     folder.mkdir()
-    write_targets(folder, computed, {"pairs": pairs, "signal": "delta", "topk": 5})
-    return teacher, student, pairs, matrix, folder
+    write_targets(folder, computed, {"pairs": pairs, "signal": "delta", "topk": 5}, maps=maps)
+    return teacher, student, pairs, maps, folder
 
 
 def test_pairs_come_from_the_pairing_file():
@@ -39,18 +43,35 @@ def test_pairs_come_from_the_pairing_file():
 
 
 def test_targets_read_back_equal_targets_computed_on_the_fly(setup):
-    teacher, _, _, matrix, folder = setup
+    """Stored rows: the teacher's layer-4 residual contribution at the positions that predict each response token
+    (where the output term scores too), in fp16; both maps stored beside them."""
+    teacher, _, _, maps, folder = setup
     targets = Targets(folder)
     assert targets.layers == [2] and len(targets) == 6 and targets.index["dtype"] == "float16"
     for i, batch in enumerate(batches()):
         signals, _ = layer_signals(teacher, batch, [3], "delta")
-        mask = batch["labels"] != -100
-        for b in range(mask.shape[0]):
-            expected = map_teacher(signals[3][b][mask[b]], matrix)
-            (stored,) = targets.layer(2, [3 * i + b], [int(mask[b].sum())])
+        prev = predicting_positions(batch["labels"] != -100)
+        for b in range(prev.shape[0]):
+            expected = signals[3][b][prev[b]]
+            (stored,) = targets.teacher_layer(2, [3 * i + b], [int(prev[b].sum())])
             assert stored.dtype == torch.float32 and torch.equal(stored, expected.half().float())  # fp16 on disk
     with pytest.raises(ValueError, match="supervised positions"):
-        targets.layer(2, [0], [3])
+        targets.teacher_layer(2, [0], [3])
+    for kind in MAPS:
+        assert torch.equal(load_map(folder, kind), maps[kind])
+    with pytest.raises(KeyError, match="semalign.map"):
+        load_map(folder, "dual")
+
+
+@pytest.mark.parametrize("kind", MAPS)
+def test_the_method_maps_the_stored_rows_with_its_map(setup, kind):
+    """SemAlign's targets = the stored teacher rows through ``semalign.map``'s matrix (cosine: rows normalised)."""
+    _, student, _, maps, folder = setup
+    method, _ = method_on(student, folder, map=kind)
+    rows = torch.cat(Targets(folder).teacher_layer(2, [0, 1], [5, 8]))
+    mapped = torch.cat(method.mapped(2, [0, 1], [5, 8], "cpu"))
+    unit = rows / rows.norm(dim=-1, keepdim=True) if kind == "cosine" else rows
+    assert torch.allclose(mapped, unit @ maps[kind].T, atol=1e-5)
 
 
 def method_on(student, folder, **settings):
@@ -110,13 +131,15 @@ def test_missing_targets_are_named(tmp_path):
         method.targets()
     with pytest.raises(ValueError, match="semalign.variant"):
         get_method("semalign").from_dict({"variant": "v3"})
+    with pytest.raises(ValueError, match="semalign.map"):
+        get_method("semalign").from_dict({"map": "dual"})
 
 
 def test_alignment_phase_uses_the_align_targets_and_the_layer_term_alone(setup, tmp_path):
-    teacher, student, pairs, matrix, folder = setup
+    teacher, student, pairs, _, folder = setup
     align = folder / "align"
     align.mkdir()
-    write_targets(align, compute_targets(teacher, batches(3), pairs, matrix, "delta", topk=5),
+    write_targets(align, compute_targets(teacher, batches(3), pairs, "delta", topk=5),
                   {"pairs": pairs, "signal": "delta", "topk": 5})
     method, model = method_on(student, folder, align_steps=2, align_lr=1e-4)
     assert method_on(tiny(16, 2, 1), folder)[0].align_phase() is None  # 0 steps: no phase
@@ -140,17 +163,19 @@ def test_the_map_reads_a_saved_students_head_tied_or_not(tmp_path, tied):
     """A tied checkpoint (SmolLM2, Qwen2.5) stores no lm_head.weight: the head is the input embedding."""
     from safetensors import safe_open
 
-    from pkt.methods.semalign.targets import student_map
+    from pkt.methods.semalign.targets import student_maps
 
     teacher, student = tiny(24, 4, 0), tiny(16, 2, 1, tied=tied)
     student.save_pretrained(tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
         assert ("lm_head.weight" in set(f.keys())) == (not tied)
-    matrix, vocab = student_map(teacher, tmp_path, ["teacher", "student"], False)
+    maps, vocab = student_maps(teacher, tmp_path, ["teacher", "student"], False)
     expected = mapping_matrix(semantic_bases(student.get_output_embeddings().weight.double()),
                               semantic_bases(teacher.lm_head.weight.double()))
-    assert vocab == 50 and matrix.device == teacher.lm_head.weight.device
-    assert torch.allclose(matrix, expected, atol=1e-6)
+    assert vocab == 50 and sorted(maps) == sorted(MAPS)
+    assert torch.allclose(maps["cosine"], expected, atol=1e-6)
+    logit = torch.linalg.pinv(student.get_output_embeddings().weight.double()) @ teacher.lm_head.weight.double()
+    assert torch.allclose(maps["logit"], logit.float(), atol=1e-5)
 
 
 def test_an_untied_head_missing_from_a_checkpoint_is_named(tmp_path):
@@ -198,20 +223,24 @@ def test_half_precision_targets_give_the_losses_of_fp32_targets(setup, tmp_path)
     from pkt.methods.kd import kd_term
     from pkt.methods.semalign.bases import layer_cosine_loss
 
-    teacher, student, pairs, matrix, _ = setup
-    computed = compute_targets(teacher, batches(), pairs, matrix, "delta", topk=5)
+    teacher, student, pairs, maps, _ = setup
+    computed = compute_targets(teacher, batches(), pairs, "delta", topk=5)
     for dtype in ("float16", "float32"):
         (tmp_path / dtype).mkdir()
         write_targets(tmp_path / dtype, computed, {"pairs": pairs}, dtype=dtype)
     half, full = Targets(tmp_path / "float16"), Targets(tmp_path / "float32")
-    size = {dtype: (tmp_path / dtype / "layer2.npy").stat().st_size for dtype in ("float16", "float32")}
+    size = {dtype: (tmp_path / dtype / "teacher2.npy").stat().st_size for dtype in ("float16", "float32")}
     assert size["float16"] < 0.6 * size["float32"]
     examples, counts = list(range(6)), computed["counts"]
-    assert torch.equal(torch.cat(full.layer(2, examples, counts)), torch.from_numpy(computed["rows"][2]))
+    assert torch.equal(torch.cat(full.teacher_layer(2, examples, counts)),
+                       torch.from_numpy(computed["teacher_rows"][2]))
+
+    def mapped(targets):
+        return map_rows(torch.cat(targets.teacher_layer(2, examples, counts)), maps["logit"], "logit")
+
     gen = torch.Generator().manual_seed(0)
     hidden = torch.randn(sum(counts), 16, generator=gen)
-    exact = layer_cosine_loss(hidden, torch.cat(full.layer(2, examples, counts)))
-    rounded = layer_cosine_loss(hidden, torch.cat(half.layer(2, examples, counts)))
+    exact, rounded = layer_cosine_loss(hidden, mapped(full)), layer_cosine_loss(hidden, mapped(half))
     assert abs(float(rounded - exact)) < 2**-11 * float(exact)
     logits = torch.randn(sum(counts), 50, generator=gen)
     kl_full, kl_half = (kd_term(logits, *t.topk(examples, counts), temperature=2.0) for t in (full, half))
@@ -221,8 +250,8 @@ def test_half_precision_targets_give_the_losses_of_fp32_targets(setup, tmp_path)
 def test_a_value_beyond_half_precision_is_refused_not_stored_as_inf(tmp_path):
     from pkt.methods.semalign.store import TargetWriter
 
-    writer = TargetWriter(tmp_path, 2, {1: (3, 4)}, topk=2)
-    part = {"rows": {1: np.ones((2, 3))}, "teacher_rows": {1: np.full((2, 4), 7e4)}, "topk_values": np.ones((2, 2)),
+    writer = TargetWriter(tmp_path, 2, {1: 4}, topk=2)
+    part = {"teacher_rows": {1: np.full((2, 4), 7e4)}, "topk_values": np.ones((2, 2)),
             "topk_ids": np.zeros((2, 2)), "counts": [2], "digests": ["d"]}
     with pytest.raises(ValueError, match=r"teacher1.npy: a value of magnitude 7e\+04 does not fit float16"):
         writer.add(part)

@@ -30,11 +30,12 @@ def test_dry_run_of_default_config_plans_the_whole_dag(tmp_path):
     assert jobs["probe"] == 2
     assert jobs["score_importance"] == 2 and jobs["pair_layers"] == 1  # one job per model / pair, every task
     assert jobs["extract_seeking"] == jobs["teacher_targets"] == 1
-    assert jobs["train"] == 6  # (lora, seeking, semalign, laten, kd, fitnet) x 1 pair: every seed's and task's
-    assert jobs["evaluate"] == 6  # adapter in one job; the same six: every seed and task with one model load
+    assert jobs["train"] == 7  # (lora, seeking, semalign, semalign_cosine, laten, kd, fitnet) x 1 pair: every seed's
+    assert jobs["evaluate"] == 7  # and task's adapter in one job; the same seven: every seed and task, one model load
     assert jobs["evaluate_vanilla"] == 2  # teacher, student
     assert jobs["semalign_ablation"] == jobs["analyze_semalign"] == jobs["ablation_table"] == 1
     assert jobs["tables"] == jobs["figures"] == 1
+    assert "transfer_probe" not in jobs  # a target of its own (transfer_probe.in_default_run: false)
 
 
 def test_smoke_dag_writes_every_stage(smoke_run):
@@ -47,7 +48,8 @@ def test_smoke_dag_writes_every_stage(smoke_run):
         assert probe["n_held_out"] + probe["n_control"] == 24
     manifest = json.loads((run / "data" / "manifest.json").read_text())
     assert "toy_mmlu/test.jsonl" in manifest["files"]
-    trained = [(m, "toy", seed) for m in ("lora", "seeking", "semalign", "laten", "kd", "fitnet") for seed in (0, 1)]
+    methods = ("lora", "seeking", "semalign", "semalign_cosine", "laten", "kd", "fitnet")
+    trained = [(m, "toy", seed) for m in methods for seed in (0, 1)]
     for method, pair, seed in [("vanilla", "teacher", 0), ("vanilla", "student", 0), *trained]:
         for task in ("toy_mmlu", "toy_gsm8k", "toy_humaneval", "toy_mbpp"):
             result = json.loads((run / "eval" / method / pair / task / f"seed{seed}.json").read_text())
@@ -67,7 +69,8 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     assert pairing["n_teacher"] == 4 and pairing["n_student"] == 2
     assert (run / "pairing" / "toy" / "toy_mmlu.png").stat().st_size > 0
     main = (run / "tables" / "main.md").read_text()
-    assert all(f"| {row}" in main for row in ("LoRA", "Seeking", "SemAlign", "LaTen", "KD", "FitNet")) and " ± " in main
+    rows = ("LoRA", "Seeking", "SemAlign", "SemAlign (cosine map)", "LaTen", "KD", "FitNet")
+    assert all(f"| {row}" in main for row in rows) and " ± " in main
     assert "MMLU held-out" in main and "MMLU control" in main
     versus = (run / "tables" / "vs_lora.md").read_text()
     assert "| Student" in versus and "| Seeking" in versus and "| LoRA" not in versus and "paired bootstrap" in versus
@@ -88,9 +91,19 @@ def test_smoke_dag_writes_every_stage(smoke_run):
     injected = json.loads((laten / "training.json").read_text())
     assert len(injected["translator_log"]) == 4 and injected["plan"]["up"]["units"] == 6  # int(64 x 0.1)
     assert json.loads((laten / "adapter_config.json").read_text())["rank_pattern"]["v_proj"] == 3  # int(32 x 0.1)
-    assert (run / "targets" / "toy" / "toy_mbpp" / f"teacher{index['layers'][0]}.npy").is_file()  # fitnet's rows
+    assert (run / "targets" / "toy" / "toy_mbpp" / f"teacher{index['layers'][0]}.npy").is_file()  # the rows
+    assert (run / "targets" / "toy" / "toy_mbpp" / "maps.safetensors").is_file()  # and both maps
+    assert index["positions"] == "predicting"
     ablation = (run / "tables" / "semalign_ablation.md").read_text()
-    assert "as configured (v1" in ablation and "layer term only" in ablation and "vs configured" in ablation
+    assert "as configured (logit map, v1" in ablation and "layer term only" in ablation and "cosine map" in ablation
+    assert "vs configured" in ablation
+    probe = (run / "tables" / "transfer_probe.md").read_text()  # smoke.yaml puts the probe in the default run
+    assert all(f"| {row}" in probe for row in ("Student", "KD", "SemAlign (logit map)", "FitNet"))
+    assert "vs LoRA" in probe
+    split = [json.loads(line) for line in (run / "transfer_probe" / "toy" / "probe.jsonl").read_text().splitlines()]
+    assert len(split) == 2 * 18 and {r["messages"][1]["content"] for r in split} == {""}  # 18 held-out facts x 2
+    kd = json.loads((run / "transfer_probe" / "toy" / "kd" / "seed0.json").read_text())
+    assert kd["n"] == 24 and kd["subsets"]["held_out"]["n"] == 18 and kd["probe"]["signal"].startswith("teacher")
     analysis = json.loads((run / "analysis" / "toy" / "analysis.json").read_text())
     assert len(analysis["cka_before"]) == 4 and len(analysis["cka_before"][0]) == 2
     assert (run / "analysis" / "toy" / "cka.png").stat().st_size > 0
@@ -111,9 +124,10 @@ def test_changing_a_prepare_model_key_reruns_only_that_model_and_descendants(smo
     change.write_text(yaml.safe_dump({"models": {"student": {"pretrain": {"lr": 0.005}}}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
     assert planned_jobs(out) == {"prepare_model": 1, "probe": 1, "score_importance": 1, "pair_layers": 1,
-                                 "extract_seeking": 1, "teacher_targets": 1, "train": 6, "evaluate": 6,
+                                 "extract_seeking": 1, "teacher_targets": 1, "train": 7, "evaluate": 7,
                                  "evaluate_vanilla": 1, "semalign_ablation": 1, "analyze_semalign": 1,
-                                 "ablation_table": 1, "tables": 1, "figures": 1, "all": 1}
+                                 "ablation_table": 1, "transfer_probe": 1, "transfer_table": 1, "tables": 1,
+                                 "figures": 1, "all": 1}
     assert "model=teacher" not in out and "pair=teacher" not in out
 
 
@@ -121,8 +135,9 @@ def test_changing_a_train_key_reruns_only_train_evaluate_tables_figures(smoke_ru
     change = smoke_run / "change-train.yaml"
     change.write_text(yaml.safe_dump({"train": {"lr": 0.002}}))
     out = snakemake(smoke_run, "-n", "--configfile", "config/smoke.yaml", str(change)).stdout
-    assert planned_jobs(out) == {"train": 5, "evaluate": 5, "semalign_ablation": 1, "analyze_semalign": 1,
-                                 "ablation_table": 1, "tables": 1, "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"train": 6, "evaluate": 6, "semalign_ablation": 1, "analyze_semalign": 1,
+                                 "ablation_table": 1, "transfer_probe": 1, "transfer_table": 1, "tables": 1,
+                                 "figures": 1, "all": 1}
     assert "method=vanilla" not in out and "method=laten" not in out  # LaTen does not fine-tune
 
 
@@ -145,8 +160,8 @@ def test_changing_one_task_file_reruns_only_the_jobs_that_read_it(smoke_run):
     finally:
         task.write_text(text)
         os.utime(task, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert planned_jobs(out) == {"evaluate": 6, "evaluate_vanilla": 2, "ablation_table": 1, "tables": 1,
-                                 "figures": 1, "all": 1}
+    assert planned_jobs(out) == {"evaluate": 7, "evaluate_vanilla": 2, "ablation_table": 1, "transfer_table": 1,
+                                 "tables": 1, "figures": 1, "all": 1}
 
 
 BAD_CONFIGS = [

@@ -219,7 +219,7 @@ def semalign_settings(config: dict[str, Any], task: str) -> dict[str, Any]:
     sem, lora = config["semalign"], config["lora"]
     align = task_section(sem["align"], task)
     return {**{k: lora[k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
-            "variant": sem["variant"], "layer_weight": sem["weights"]["layer"],
+            "variant": sem["variant"], "map": sem["map"], "layer_weight": sem["weights"]["layer"],
             "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"],
             "align_steps": align["steps"], "align_lr": align["lr"]}
 
@@ -227,7 +227,12 @@ def semalign_settings(config: dict[str, Any], task: str) -> dict[str, Any]:
 def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> dict[str, dict[str, Any]]:
     """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and the
     method's own, with its per-task entries applied where it has them (semalign.align.tasks, laten.tasks)."""
+    from pkt.methods.base import FIXED
+
     lora = {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
+    if method in FIXED:  # a row with settings fixed over its method's section (semalign_cosine)
+        base, fixed = FIXED[method]
+        return {task: {**settings, **fixed} for task, settings in method_settings(config, base, tasks).items()}
 
     def of(task: str) -> dict[str, Any]:
         if method == "semalign":

@@ -44,6 +44,7 @@ STAGES: dict[str, Stage] = {  # minutes: rough A100 figures for Llama-2 sizes an
     "evaluate": Stage(cpu_bytes=6, minutes=3, floor=30),  # lm-eval (generation dominates), per task and seed
     "analysis": Stage(cpu_bytes=6, minutes=2, floor=20),  # CKA and bases on a few items
     "ablation": Stage(cpu_bytes=8, minutes=33, floor=60),  # train + evaluate, per variant and seed
+    "transfer_probe": Stage(cpu_bytes=8, minutes=10, floor=60),  # train + evaluate on short prompts, per row and seed
 }
 
 

@@ -4,10 +4,11 @@ from pkt.config_checks import active, check_config, tasks_of, train_settings as 
 from pkt.config_checks import method_settings as resolved_method, semalign_settings as resolved_semalign
 from pkt.data import SOURCES as DATA_SOURCES
 from pkt.evaluation.tasks import declared_samples
-from pkt.methods import method_module
+from pkt.methods import base_method, method_module
 from pkt.resources import job_resources, parameter_count
 from pkt.runtime import pin_cpu
 from pkt.sources import relative_files
+from pkt.transfer_probe import PROBE_ROWS, PROBE_TASK, probe_settings
 from snakemake.utils import validate
 
 
@@ -153,7 +154,7 @@ def method_task_inputs(wildcards):
                                "extract_split": f"{run}/data/{task}/extract.jsonl",
                                "align_split": f"{run}/data/{task}/align.jsonl"},
     }
-    inputs = by_method.get(wildcards.method, lambda task: {})
+    inputs = by_method.get(base_method(wildcards.method), lambda task: {})
     return {task: inputs(task) for task in EVAL_TASKS}
 
 
@@ -282,6 +283,27 @@ def ablation_results(pair="{pair}"):
 
     return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
             for seed in ABLATION_SEEDS]
+
+
+PROBE = config["transfer_probe"]
+PROBE_SEEDS = PROBE["seeds"] or SEEDS
+
+
+def probe_results(pair="{pair}"):
+    """Every row x seed result file of one pair's transfer probe (pkt.transfer_probe)."""
+    return [f"{RUN}/transfer_probe/{pair}/{row}/seed{seed}.json" for row in PROBE_ROWS for seed in PROBE_SEEDS]
+
+
+def probe_rows():
+    """{row: (method, settings)} of the transfer probe: each method as configured for the task whose facts it
+    asks (pkt.config_checks.method_settings), with the probe's overrides (pkt.transfer_probe.probe_settings)."""
+    methods = sorted({method for method, _ in PROBE_ROWS.values()})
+    return probe_settings({m: resolved_method(config, m, [PROBE_TASK])[PROBE_TASK] for m in methods})
+
+
+def probe_method_modules():
+    """The modules of every method the probe trains (imported by name at run time)."""
+    return sorted({method_module(method) for method, _ in PROBE_ROWS.values()})
 
 
 ON_GPU = config["device"] != "cpu"  # auto and cuda jobs ask the scheduler for a GPU; cpu jobs never do

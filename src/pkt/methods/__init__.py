@@ -8,6 +8,17 @@ May import every wing below it (data, models, layers, evaluation, report) and th
 below imports it, except the trainer (:mod:`pkt.train`) through :func:`get_method`.
 """
 
-from pkt.methods.base import BUILTIN, REGISTRY, LoraSettings, Method, get_method, method_module, register
+from pkt.methods.base import (
+    BUILTIN,
+    FIXED,
+    REGISTRY,
+    LoraSettings,
+    Method,
+    base_method,
+    get_method,
+    method_module,
+    register,
+)
 
-__all__ = ["BUILTIN", "REGISTRY", "LoraSettings", "Method", "get_method", "method_module", "register"]
+__all__ = ["BUILTIN", "FIXED", "REGISTRY", "LoraSettings", "Method", "base_method", "get_method", "method_module",
+           "register"]

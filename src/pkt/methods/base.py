@@ -19,6 +19,16 @@ from typing import Any, ClassVar
 
 REGISTRY: dict[str, type[Method]] = {}
 BUILTIN = ("lora", "seeking", "semalign", "laten", "kd", "fitnet")  # pkt.methods.<name>, a module or a package
+# Rows that run a built-in method with settings fixed over its config section: {row: (method, settings)}.
+# ``semalign_<map>`` is SemAlign with that coefficient rule, so both maps can sit in one table.
+FIXED: dict[str, tuple[str, dict[str, Any]]] = {
+    f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")
+}
+
+
+def base_method(name: str) -> str:
+    """The built-in method a row runs: ``name`` itself, or the method of a :data:`FIXED` row."""
+    return FIXED[name][0] if name in FIXED else name
 
 
 @dataclass
@@ -118,7 +128,9 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def method_module(name: str) -> str:
-    """The module that registers method ``name``: ``pkt.methods.<name>``, or ``.method`` of its package."""
+    """The module that registers method ``name`` (or a :data:`FIXED` row's method): ``pkt.methods.<name>``, or
+    ``.method`` of its package."""
+    name = base_method(name)
     if name not in BUILTIN:
         raise KeyError(f"unknown method {name!r}; built in: {sorted(BUILTIN)}")
     package = f"pkt.methods.{name}"
@@ -126,7 +138,9 @@ def method_module(name: str) -> str:
 
 
 def get_method(name: str) -> type[Method]:
-    """The class registered as ``name``, importing its module first if it is a built-in one."""
+    """The class registered as ``name`` (a :data:`FIXED` row: its method's), importing its module first if it is
+    a built-in one."""
+    name = base_method(name)
     if name not in REGISTRY and name in BUILTIN:
         importlib.import_module(method_module(name))
     if name not in REGISTRY:

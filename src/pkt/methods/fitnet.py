@@ -2,7 +2,8 @@
 
 The direct test of SemAlign's claim that a vocabulary-defined map beats a learned one (FitNet's hints, Romero
 et al. 2015). The same LoRA on the same paired student layer(s) (``semalign.target_modules``), the same signal and
-teacher positions (the ``teacher_targets`` rule's unmapped rows, ``teacher<k>.npy``); the loss is
+teacher positions (the ``teacher_targets`` rule's unmapped rows, ``teacher<k>.npy``, at the positions that
+predict a response token); the loss is
 w_layer hint(P s_S, s_T) + w_ce CE with a projector P [D_T, D_S] per paired layer (a bias-free Linear,
 PyTorch's default init drawn after the training seed is set), trained jointly in fp32. Only the LoRA
 factors are exported: the projector is a training device. A checkpoint holds the projectors too, so a
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pkt.layers.importance import IGNORE_INDEX
+from pkt.layers.importance import IGNORE_INDEX, predicting_positions
 from pkt.methods.base import LoraSettings, register
 from pkt.methods.semalign.method import SemAlign
 from pkt.methods.semalign.targets import residual_signal
@@ -113,13 +114,13 @@ class FitNet(SemAlign):
         return [KeepProjectors()]
 
     def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
-        """w_layer * mean over paired layers of hint(P s_S, s_T) at the response positions."""
-        mask = inputs["labels"] != IGNORE_INDEX
+        """w_layer * mean over paired layers of hint(P s_S, s_T) at the positions predicting a response token."""
+        prev = predicting_positions(inputs["labels"] != IGNORE_INDEX)  # the targets' positions
         examples, counts = self.targets().examples_of(inputs)
         terms = []
         for i in self.layers:
             signal = residual_signal(self.captured[i], self.inputs_of.get(i), self.signal)
             wanted = torch.cat(self.targets().teacher_layer(i + 1, examples, counts)).to(signal.device)
-            projected = self.projectors[str(i)](signal[mask].float())
+            projected = self.projectors[str(i)](signal[prev].float())
             terms.append(hint_loss(projected, wanted, self.config.loss))
         return self.config.layer_weight * torch.stack(terms).mean()

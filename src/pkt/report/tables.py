@@ -32,6 +32,7 @@ SUBSETS = {"held_out": "held-out", "control": "control"}  # item group -> suffix
 # Each benchmark is followed by its subsets (only toy_mmlu has any): MMLU, MMLU held-out, MMLU control, GSM8K...
 COLUMNS = [c for b in BENCHMARKS.values() for c in (b, *(f"{b} {s}" for s in SUBSETS.values()))]
 ROWS = {"student": "Student", "teacher": "Teacher", "lora": "LoRA", "seeking": "Seeking", "semalign": "SemAlign",
+        "semalign_logit": "SemAlign (logit map)", "semalign_cosine": "SemAlign (cosine map)",
         "laten": "LaTen", "kd": "KD", "fitnet": "FitNet"}
 MARK = "†"  # after the model name of a row identical to an earlier one (``identical_rows``)
 # What the interval covers, for the captions (``paired_interval``).

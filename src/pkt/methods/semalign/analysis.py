@@ -4,16 +4,24 @@
   output on the same test inputs (token rows: both models read the same tokens), for the vanilla student
   and for the student with its SemAlign adapter. The paper reports a high depth diagonal that alignment
   preserves.
-* **Bases check** (the paper's motivation): decompose each layer's output over a set of unit bases and
-  recompose it, r_hat = B (B^T r), and report the mean cosine to r, per layer, for the output-side bases
-  (the pinv of the LM head, what SemAlign maps through), the input embedding's rows, and random bases.
+* **Bases check** (the paper's motivation): decompose each layer's output r over a set of unit bases B
+  [D, V] and recompose it, then report the mean cos(r, r_hat) per layer, for the output-side bases (unit
+  columns of pinv(lm_head), what SemAlign maps through), the input embedding's rows and random Gaussian
+  bases. The coefficients have two readings (:data:`RULES`, :func:`pkt.methods.semalign.bases.recompose_cosine`),
+  and both are reported because they give opposite pictures:
+
+  - ``cosine``: coefficients B^T r (cosines to the unit bases), r_hat = B B^T r. Random unit bases
+    recompose well (B B^T ~ (V/D) I) and the pinv bases of a trained, anisotropic head worse;
+  - ``logit``: coefficients = the model's logits W r (W its own LM head, for every kind of bases),
+    r_hat = B W r. The pinv bases give ~1 (exactly 1 unnormalised: pinv(W) W = I) and bases unrelated to
+    W (random) ~0: the paper's figure (about 1 for the output-side bases, about 0 for the others).
 
 At 13B -> 7B every layer's output at every token would take about 41 GB in fp32, and a CKA per pair of
 layers (2 x 1,280) would recompute both Gram matrices each time. So both analyses read a fixed random
 sample of the inputs' tokens (``semalign.analysis_tokens``, the same tokens for every model; all of them
 when there are fewer), gathered batch by batch on the model's device, and the CKA matrix comes from one
 centred, unit-norm Gram matrix per layer (:func:`pkt.methods.semalign.bases.unit_gram`), computed once:
-CKA(i, j) = <K_i, K_j>.
+CKA(i, j) = <K_i, K_j>. Each kind of bases is likewise built once and reused for every layer and rule.
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pkt.layers.importance import decoder_layers  # noqa: E402
 from pkt.layers.pairing_plot import save_atomic  # noqa: E402
-from pkt.methods.semalign.bases import recompose_cosine, semantic_bases, unit_gram  # noqa: E402
+from pkt.methods.semalign.bases import semantic_bases, unit_gram  # noqa: E402
 from pkt.methods.semalign.targets import layer_signals  # noqa: E402
 
 
@@ -73,21 +83,60 @@ def cka_matrix(teacher: Sequence[torch.Tensor], student: Sequence[torch.Tensor])
     return [(grams @ unit_gram(t.to(grams.device)).flatten()).tolist() for t in teacher]
 
 
+RULES = ("cosine", "logit")  # the bases check's two readings of the coefficients (module docstring)
+BASES = ("output (pinv lm_head)", "input embedding", "random")  # the kinds of bases, in plotting order
+R_HAT = {"cosine": "B B^T r", "logit": "B W r"}  # each rule's recomposition of r (W = the model's LM head)
+BASES_DEFINITION = {
+    "cosine": "cosine rule: mean over tokens of cos(r, B B^T r); coefficients B^T r are the cosines of r to the "
+              "unit-column bases B [D, V]",
+    "logit": "logit rule: mean over tokens of cos(r, B W r); coefficients W r are the model's logits (W = its own "
+             "LM head [V, D], the same for every kind of bases), B the unit-column bases [D, V]",
+    "bases": "output (pinv lm_head) = unit columns of pinv(W); input embedding = unit rows of the input embedding; "
+             "random = unit columns of a seeded Gaussian [D, V] matrix",
+}
+
+
 def unit_columns(matrix: torch.Tensor) -> torch.Tensor:
+    """matrix with each column scaled to unit L2 norm (a zero column stays zero)."""
     return matrix / matrix.norm(dim=0, keepdim=True).clamp_min(1e-12)
 
 
+def _recomposed_cosine(h: torch.Tensor, operator: torch.Tensor) -> float:
+    """Mean over the rows r of h [N, D] of cos(r, P r), in float64, for a recomposition operator P [D, D]."""
+    r = h.detach().double()
+    return float(F.cosine_similarity(r, r @ operator.T, dim=-1, eps=1e-12).mean())
+
+
 def bases_check(outputs: Sequence[torch.Tensor], lm_head: torch.Tensor, embed: torch.Tensor, seed: int = 0
-                ) -> dict[str, list[float]]:
-    """{bases: [mean cos(r, recomposed r) per layer]} for output-side, input-embedding and random bases."""
+                ) -> dict[str, dict[str, list[float]]]:
+    """{rule: {bases: [mean cos(r, r_hat) per layer]}} for :data:`RULES` x :data:`BASES`.
+
+    ``outputs`` are the layers' outputs [N, D] (:func:`layer_outputs`), ``lm_head`` W and ``embed`` the
+    model's LM head and input embedding, both [V, D] (HF layout). The logit rule's coefficients are W r for
+    every kind of bases, so the kinds differ only in how the logits are recomposed. The numbers are
+    :func:`pkt.methods.semalign.bases.recompose_cosine`'s (tested), computed in float64 through the [D, D]
+    operator B B^T or B W, built once per kind and rule on the outputs' device (each bases matrix once):
+    N x D x D per layer instead of the N x V coefficients, which matters at V = 32,000 over 40 layers.
+    """
+    if lm_head.ndim != 2 or embed.ndim != 2 or lm_head.shape != embed.shape:
+        raise ValueError(f"expected an LM head and an input embedding of one shape [V, D]; got "
+                         f"{tuple(lm_head.shape)} and {tuple(embed.shape)}")
+    device = outputs[0].device
     gen = torch.Generator().manual_seed(seed)
     sets = {
-        "output (pinv lm_head)": semantic_bases(lm_head.double()),
-        "input embedding": unit_columns(embed.double().T),
-        "random": unit_columns(torch.randn(embed.shape[1], embed.shape[0], generator=gen, dtype=torch.float64)),
+        BASES[0]: semantic_bases(lm_head.double()),
+        BASES[1]: unit_columns(embed.double().T),
+        BASES[2]: unit_columns(torch.randn(embed.shape[1], embed.shape[0], generator=gen, dtype=torch.float64)),
     }
-    sets = {name: bases.to(outputs[0].device) for name, bases in sets.items()}  # once, not once per layer
-    return {name: [recompose_cosine(h, bases) for h in outputs] for name, bases in sets.items()}
+    head = lm_head.detach().double().to(device)
+    found: dict[str, dict[str, list[float]]] = {rule: {} for rule in RULES}
+    for name, bases in sets.items():
+        bases = bases.to(device)
+        for rule in RULES:
+            # r_hat = B (B^T r) or B (W r) = P r with the [D, D] operator P built once, not N x V per layer
+            operator = bases @ (bases.T if rule == "cosine" else head)
+            found[rule][name] = [_recomposed_cosine(h, operator) for h in outputs]
+    return found
 
 
 def plot_cka(before: list[list[float]], after: list[list[float]], path: str | os.PathLike[str], title: str) -> Path:
@@ -111,26 +160,41 @@ def plot_cka(before: list[list[float]], after: list[list[float]], path: str | os
         plt.close(fig)
 
 
-def plot_bases(checks: Mapping[str, Mapping[str, list[float]]], path: str | os.PathLike[str], title: str) -> Path:
-    """One panel per model: mean cos(r, recomposed r) against layer, one line per kind of bases."""
-    fig, axes = plt.subplots(1, len(checks), figsize=(3.6 * len(checks), 3.0), squeeze=False)
-    for ax, (model, lines) in zip(axes[0], checks.items()):
+def plot_bases(checks: Mapping[str, Mapping[str, Mapping[str, list[float]]]], path: str | os.PathLike[str],
+               title: str) -> Path:
+    """One panel per model x rule ({model: :func:`bases_check`'s result}): mean cos(r, r_hat) against layer, one
+    line per kind of bases; each panel's title and y label name its rule and what r_hat is."""
+    n_cols = max(len(rules) for rules in checks.values())
+    fig, axes = plt.subplots(len(checks), n_cols, figsize=(3.8 * n_cols, 3.0 * len(checks)), squeeze=False)
+    cells = [(axes[i][j], model, rule, lines) for i, (model, rules) in enumerate(checks.items())
+             for j, (rule, lines) in enumerate(rules.items())]
+    for ax in set(axes.flat) - {cell[0] for cell in cells}:
+        ax.set_visible(False)
+    for ax, model, rule, lines in cells:
         for name, values in lines.items():
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-        ax.set_title(model, fontsize=9)
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=f"{name} bases")
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.set_title(f"{model}\n{rule} rule: r_hat = {R_HAT[rule]}", fontsize=8)
         ax.set_xlabel("layer")
-        ax.set_ylim(-0.05, 1.05)
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("mean cos(r, B B^T r)")
+        ax.set_ylabel(f"mean cos(r, {R_HAT[rule]})", fontsize=8)
+        ax.set_ylim(min(-0.05, *(min(v) - 0.03 for v in lines.values())), 1.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=6, title=f"{rule} rule", title_fontsize=6)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     try:
         return save_atomic(fig, path)
     finally:
         plt.close(fig)
 
 
+def bases_summary(checks: Mapping[str, Any]) -> dict[str, Any]:
+    """The bases check's numbers ({model: {rule: {bases: per layer}}}) with what each rule's number means."""
+    return {"bases_check": checks, "layer_index_base": 1, "bases_rules": list(RULES),
+            "bases_definition": BASES_DEFINITION}
+
+
 def summary(before: list[list[float]], after: list[list[float]], checks: Mapping[str, Any]) -> dict[str, Any]:
-    """The numbers behind both figures, for analysis.json."""
-    return {"cka_before": before, "cka_after": after, "bases_check": checks, "layer_index_base": 1,
-            "cka_definition": "linear CKA of layer outputs over a fixed sample of the inputs' real tokens",
-            "bases_definition": "mean over tokens of cos(r, B B^T r), B = unit-column bases [D, V]"}
+    """The numbers behind both figures, for analysis.json (the bases check under both rules, each named)."""
+    return {"cka_before": before, "cka_after": after, **bases_summary(checks),
+            "cka_definition": "linear CKA of layer outputs over a fixed sample of the inputs' real tokens"}

@@ -1,19 +1,28 @@
 """SemAlign (Gu et al., arXiv 2510.24208): teacher -> student transfer through vocabulary-defined semantic bases.
 
 Teacher and student share one vocabulary, so the i-th vocabulary item names "the same thing" in both
-models. Each model's LM head defines, for every item i, a latent direction s_i whose logits are the one-hot
-e_i (:func:`semantic_bases`). A teacher hidden vector is described by its cosines to the teacher's bases, and
-the same coefficients recombine the student's bases into a target in the student's space
-(:func:`map_two_step`); this is linear in h / ||h||, so one precomputed matrix M = S_S S_T^T does it
-(:func:`mapping_matrix`, :func:`map_teacher`). The student is then trained to match the targets:
+models. Each model's LM head W [V, D] defines, for every item i, a latent direction s_i whose logits are the
+one-hot e_i: column i of pinv(W) (:func:`semantic_bases`). A teacher vector h_T is decomposed into
+coefficients over the teacher's items and recomposed with the student's bases. Eq. 1 admits two readings of
+the coefficients, both one precomputed [D_S, D_T] matrix M (:func:`map_matrix`, :func:`map_rows`):
+
+* ``logit``: a = W_T h_T, the teacher's logits over the shared ids; target = pinv(W_S) a, i.e.
+  M = pinv(W_S) W_T with pinv's columns *not* normalised. With teacher = student it is the identity
+  (pinv(W) W = I for a full-column-rank head), and the target's logits W_S M h_T are the least-squares fit of
+  the teacher's logits: the map carries what the teacher's layer says about every vocabulary item.
+* ``cosine`` (the methods digest's reading): a = S_T^T h_T / ||h_T||, the cosines to the unit-column teacher
+  bases; target = S_S a, M = S_S S_T^T. Not identity-consistent on a trained (anisotropic) head: S S^T
+  boosts the directions the head reads least (measured in the README).
+
+The student is then trained to match the targets:
 
 * v1: :func:`layer_cosine_loss` on paired layers plus :func:`onehot_output_loss` on the logits;
 * v2: :func:`relational_loss` (token-token geometry, invariant to rotation and scale of either space) plus
   :func:`topk_kl` against the teacher's stored top-k logits.
 
 :func:`linear_cka` and :func:`recompose_cosine` are analysis helpers (representation similarity and the
-paper's decompose-and-recompose motivation check). Everything is plain torch; targets and teacher
-quantities are treated as constants (detached), so gradients reach the student only.
+paper's decompose-and-recompose motivation check, under either coefficient rule). Everything is plain torch;
+targets and teacher quantities are treated as constants (detached), so gradients reach the student only.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+MAPS = ("logit", "cosine")  # semalign.map: the coefficient rule of Eq. 1 (module docstring)
 EPS = 1e-12  # clamp for norms, so zero vectors map to zero instead of NaN
 
 
@@ -82,7 +92,7 @@ def _check_bases(student_bases: torch.Tensor, teacher_bases: torch.Tensor) -> No
 
 
 def mapping_matrix(student_bases: torch.Tensor, teacher_bases: torch.Tensor) -> torch.Tensor:
-    """M = S_S S_T^T, [D_S, D_T] float32, so that target = M (h_T / ||h_T||) (computed in float64).
+    """The cosine rule's M = S_S S_T^T, [D_S, D_T] float32, so that target = M (h_T / ||h_T||) (float64 inside).
 
     ``student_bases`` is [D_S, m], ``teacher_bases`` [D_T, m] over the same m vocabulary items.
     """
@@ -91,7 +101,7 @@ def mapping_matrix(student_bases: torch.Tensor, teacher_bases: torch.Tensor) -> 
 
 
 def map_two_step(h: torch.Tensor, teacher_bases: torch.Tensor, student_bases: torch.Tensor) -> torch.Tensor:
-    """The mapping as the paper states it: a = S_T^T h/||h|| (cosines to every teacher basis), target = S_S a.
+    """The cosine rule as the digest states Eq. 1: a = S_T^T h/||h|| (cosines to every teacher basis), target = S_S a.
 
     ``h`` is [..., D_T]; the result is [..., D_S] in at least float32. Costs O(m) per vector; for training use
     :func:`mapping_matrix` + :func:`map_teacher`, which give the same result.
@@ -104,12 +114,41 @@ def map_two_step(h: torch.Tensor, teacher_bases: torch.Tensor, student_bases: to
     return coeffs @ student_bases.to(dt).T
 
 
-def map_teacher(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """target = M (h / ||h||) for h of shape [..., D_T] and M from :func:`mapping_matrix`; returns [..., D_S]."""
+def logit_matrix(student_head: torch.Tensor, teacher_head: torch.Tensor) -> torch.Tensor:
+    """M = pinv(W_S) W_T, [D_S, D_T] float32 (computed in float64), so that target = M h_T: the teacher's logits
+    a = W_T h_T recomposed with the student's unnormalised bases pinv(W_S). Heads in HF layout [V, D] over the
+    same V vocabulary items (slice both to the shared size first, see :func:`shared_vocab_size`)."""
+    if student_head.ndim != 2 or teacher_head.ndim != 2 or student_head.shape[0] != teacher_head.shape[0]:
+        raise ValueError(f"expected LM heads [V, D_S] and [V, D_T] over one vocabulary; got "
+                         f"{tuple(student_head.shape)} and {tuple(teacher_head.shape)}")
+    pinv = torch.linalg.pinv(student_head.detach().double())  # [D_S, V]
+    return (pinv @ teacher_head.detach().double()).float()
+
+
+def map_matrix(kind: str, student_head: torch.Tensor, teacher_head: torch.Tensor) -> torch.Tensor:
+    """The [D_S, D_T] matrix of coefficient rule ``kind`` (:data:`MAPS`) from the two LM heads [V, D]."""
+    if kind == "logit":
+        return logit_matrix(student_head, teacher_head)
+    if kind == "cosine":
+        return mapping_matrix(semantic_bases(student_head.double()), semantic_bases(teacher_head.double()))
+    raise ValueError(f"semalign.map must be one of {MAPS}, got {kind!r}")
+
+
+def map_teacher(h: torch.Tensor, matrix: torch.Tensor, unit: bool = True) -> torch.Tensor:
+    """target = M (h / ||h||) (``unit``, the cosine rule) or M h, for h of shape [..., D_T]; returns [..., D_S]."""
     if matrix.ndim != 2 or h.shape[-1] != matrix.shape[1]:
         raise ValueError(f"hidden width {h.shape[-1]} does not match the mapping matrix {tuple(matrix.shape)}")
     dt = _work_dtype(h)
-    return _unit_rows(h.detach().to(dt)) @ matrix.to(dt).T
+    h = h.detach().to(dt)
+    return (_unit_rows(h) if unit else h) @ matrix.to(dt).T
+
+
+def map_rows(h: torch.Tensor, matrix: torch.Tensor, kind: str) -> torch.Tensor:
+    """Teacher rows [..., D_T] -> targets [..., D_S] under coefficient rule ``kind`` with its :func:`map_matrix`:
+    the cosine rule normalises each row first (Eq. 1's h / ||h||), the logit rule is linear in h."""
+    if kind not in MAPS:
+        raise ValueError(f"semalign.map must be one of {MAPS}, got {kind!r}")
+    return map_teacher(h, matrix, unit=kind == "cosine")
 
 
 # --------------------------------------------------------------------------------------------- losses --
@@ -241,16 +280,23 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(num / den)
 
 
-def recompose_cosine(h: torch.Tensor, bases: torch.Tensor) -> float:
-    """Mean cos(r, r_hat) with r_hat = B (B^T r): how well unit bases B [D, m] decompose and recompose h [N, D].
+def recompose_cosine(h: torch.Tensor, bases: torch.Tensor, head: torch.Tensor | None = None) -> float:
+    """Mean cos(r, r_hat): how well bases B [D, m] decompose and recompose h [N, D] (the paper's motivation
+    check), in float64.
 
-    For an orthonormal basis of R^D it is 1; for the output-side bases of an LM head (pinv of lm_head,
-    V >> D) it is near 1; unrelated or biased bases score lower (the paper's motivation check). float64.
+    Cosine rule (``head`` None): coefficients B^T r, r_hat = B B^T r; for an orthonormal basis of R^D it is 1,
+    for the unit pinv bases of a *trained* head it is not (it boosts the directions the head reads least).
+    Logit rule (``head`` = the LM head W [m, D]): the coefficients are the logits W r and r_hat = B W r; with
+    B = pinv(W) (unnormalised) it is exactly 1, with unrelated bases (random, the input embedding) near 0.
     """
     if h.ndim != 2 or bases.ndim != 2 or h.shape[1] != bases.shape[0]:
         raise ValueError(f"expected h [N, D] and bases [D, m]; got {tuple(h.shape)} and {tuple(bases.shape)}")
+    if head is not None and tuple(head.shape) != (bases.shape[1], bases.shape[0]):
+        raise ValueError(f"the logit rule needs a head [m, D] = {(bases.shape[1], bases.shape[0])}; got "
+                         f"{tuple(head.shape)}")
     if h.shape[0] == 0:
         raise ValueError("recompose_cosine: no vectors (N = 0)")
     r, b = h.detach().double(), bases.detach().double()
-    r_hat = (r @ b) @ b.T
+    coeffs = r @ (b if head is None else head.detach().double().T)
+    r_hat = coeffs @ b.T
     return float(F.cosine_similarity(r, r_hat, dim=-1, eps=EPS).mean())

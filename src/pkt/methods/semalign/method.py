@@ -1,10 +1,12 @@
 """``semalign``: LoRA on the paired student layer(s), trained to match the teacher's mapped activations.
 
 SemAlign (Gu et al., arXiv 2510.24208; methods digest 3 and 6.1). The ``teacher_targets`` rule stored,
-for every response token of the train split, the teacher's paired-layer signal mapped into the student's
-space through the vocabulary-defined semantic bases (:mod:`pkt.methods.semalign.targets`). Training adds LoRA to
-v_proj, o_proj, up_proj and down_proj of the paired student layer(s) only (so only those layers change)
-and minimises, with ``variant``:
+at every position that predicts a response token of the train split, the teacher's paired-layer signal and
+the matrices that map it into the student's space through the vocabulary-defined semantic bases
+(:mod:`pkt.methods.semalign.targets`); ``map`` picks the coefficient rule (``logit`` or ``cosine``:
+:mod:`pkt.methods.semalign.bases`). Training adds LoRA to v_proj, o_proj, up_proj and down_proj of the
+paired student layer(s) only (so only those layers change) and minimises, with ``variant``, both terms at
+the same positions (those that predict a response token):
 
 * ``v1`` (arXiv v1, the published numbers): w_layer (1 - cos(student's signal, target)) averaged over the
   response tokens + w_out (1 - cos(logits, one-hot gold));
@@ -30,8 +32,8 @@ import torch
 
 from pkt.layers.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.methods.base import LoraSettings, Method, register
-from pkt.methods.semalign.bases import layer_cosine_loss, onehot_output_loss, relational_loss, topk_kl
-from pkt.methods.semalign.store import Targets
+from pkt.methods.semalign.bases import MAPS, layer_cosine_loss, map_rows, onehot_output_loss, relational_loss, topk_kl
+from pkt.methods.semalign.store import Targets, load_map
 from pkt.methods.semalign.targets import residual_signal
 
 VARIANTS = ("v1", "v2")
@@ -43,6 +45,7 @@ class SemAlignSettings(LoraSettings):
 
     target_modules: list[str] = field(default_factory=lambda: ["v_proj", "o_proj", "up_proj", "down_proj"])
     variant: str = "v1"
+    map: str = "logit"  # the coefficient rule of Eq. 1: logit (M = pinv(W_S) W_T) | cosine (M = S_S S_T^T)
     layer_weight: float = 1.0
     output_weight: float = 1.0
     ce_weight: float = 0.0
@@ -52,6 +55,8 @@ class SemAlignSettings(LoraSettings):
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"semalign.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.map not in MAPS:
+            raise ValueError(f"semalign.map must be one of {MAPS}, got {self.map!r}")
 
 
 @register
@@ -73,6 +78,18 @@ class SemAlign(Method):
         if not hasattr(self, key):
             setattr(self, key, Targets(Path(folder) / "align" if self.aligning else Path(folder)))
         return getattr(self, key)
+
+    def matrix(self) -> torch.Tensor:
+        """The [D_S, D_T] matrix of ``map``, stored with the task's targets (read once)."""
+        if not hasattr(self, "_matrix"):
+            self._matrix = load_map(self.inputs["targets"], self.config.map)
+        return self._matrix
+
+    def mapped(self, k: int, examples: list[int], counts: list[int], device) -> list[torch.Tensor]:
+        """Per example, the [count, D_S] targets of student layer k: its teacher rows through ``map``."""
+        matrix = self.matrix().to(device)
+        return [map_rows(rows.to(device), matrix, self.config.map)
+                for rows in self.targets().teacher_layer(k, examples, counts)]
 
     @property
     def supervised_weight(self) -> float:
@@ -140,24 +157,23 @@ class SemAlign(Method):
     def aux_loss(self, model, inputs: dict[str, Any], outputs: Any):
         """w_layer * layer term + w_out * output term for this batch (module docstring)."""
         labels = inputs["labels"]
-        mask = labels != IGNORE_INDEX
+        prev = predicting_positions(labels != IGNORE_INDEX)  # where both terms are scored (module docstring)
         targets = self.targets()
         examples, counts = targets.examples_of(inputs)
         layers = self.layers if self.config.variant == "v1" else [self.layers[self.frontier]]
         layer_terms = []
         for i in layers:
             signal = residual_signal(self.captured[i], self.inputs_of.get(i), self.signal)
-            wanted = [t.to(signal.device) for t in targets.layer(i + 1, examples, counts)]
+            wanted = self.mapped(i + 1, examples, counts, signal.device)
             if self.config.variant == "v1":
-                layer_terms.append(layer_cosine_loss(signal[mask], torch.cat(wanted)))
+                layer_terms.append(layer_cosine_loss(signal[prev], torch.cat(wanted)))
             else:
-                per_seq = [relational_loss(signal[b][mask[b]], wanted[b]) for b in range(len(examples)) if counts[b]]
+                per_seq = [relational_loss(signal[b][prev[b]], wanted[b]) for b in range(len(examples)) if counts[b]]
                 layer_terms.append(torch.stack(per_seq).mean())
         layer_term = torch.stack(layer_terms).mean()
         if self.config.variant == "v1":
             output_term = onehot_output_loss(outputs.logits, labels)
         else:
-            prev = predicting_positions(mask)
             values, ids = targets.topk(examples, counts)
             output_term = topk_kl(outputs.logits[prev], values.to(outputs.logits.device), ids.to(outputs.logits.device))
         if self.aligning:  # the alignment phase trains the layer term alone

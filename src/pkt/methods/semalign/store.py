@@ -2,16 +2,19 @@
 
 Per task folder (and its ``align/`` subfolder, the align split's):
 
-* ``layer<k>.npy``: [N, D_S], the targets of student layer k (1-indexed), one row per supervised position,
-  examples one after another in the order of the encoded split;
-* ``teacher<k>.npy``: [N, D_T], the same positions' teacher signal *before* the map (FitNet's target);
+* ``teacher<k>.npy``: [N, D_T], the teacher signal paired with student layer k (1-indexed), one row per
+  supervised token, taken at the position that predicts it (the one before), examples one after another in
+  the order of the encoded split. SemAlign maps it into the student's space at training time (so one set of
+  targets serves either coefficient rule), FitNet projects the student's signal onto it;
+* ``maps.safetensors`` (task folder only): the [D_S, D_T] matrix of each coefficient rule
+  (:func:`pkt.methods.semalign.bases.map_matrix`: ``logit`` and ``cosine``), float32;
 * ``topk_values.npy`` / ``topk_ids.npy`` (int32): [N, topk], the teacher's largest next-token logits and their
-  ids at the position before each supervised token (KD's and v2's KL term);
+  ids at the same positions (KD's and v2's KL term);
 * ``index.json``: per example the row offset, count and a digest of its token ids; the trained pairs and
   every setting.
 
 Rows are stored as ``float16`` by default (``semalign.targets_dtype``; ``float32`` on request): half the disk
-of fp32 (a 13B -> 7B critical pair on LaTen's train splits: about 18.6 KB per response token instead of 37),
+of fp32 (a 13B -> 7B critical pair on LaTen's train splits: about 10.4 KB per response token instead of 20.7),
 numpy-native so the files stay memory-mappable, with 11 significant bits (relative rounding <= 2^-11, about
 5e-4) and a range to 65,504, which holds Llama's largest residual channels; a value beyond it is refused,
 never stored as inf. :class:`TargetWriter` preallocates each file at its final size (the row count is known
@@ -49,17 +52,41 @@ def supervised_rows(batches: Sequence[Mapping[str, torch.Tensor]]) -> int:
     return sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in batches)
 
 
-def row_bytes(widths: Mapping[int, tuple[int, int]], topk: int, dtype: str) -> int:
-    """Bytes one supervised position takes on disk: every pair's mapped and unmapped row, the top-k values
-    (``dtype``) and ids (int32). ``widths``: {student layer: (D_S, D_T)}."""
+def row_bytes(widths: Mapping[int, int], topk: int, dtype: str) -> int:
+    """Bytes one supervised position takes on disk: every pair's teacher row, the top-k values (``dtype``) and
+    ids (int32). ``widths``: {student layer: D_T}."""
     size = np.dtype(dtype).itemsize
-    return sum((d_s + d_t) * size for d_s, d_t in widths.values()) + topk * (size + 4)
+    return sum(widths.values()) * size + topk * (size + 4)
+
+
+MAPS_FILE = "maps.safetensors"
+
+
+def save_maps(folder: str | os.PathLike[str], maps: Mapping[str, torch.Tensor]) -> None:
+    """Each coefficient rule's [D_S, D_T] matrix into ``folder/maps.safetensors`` (float32)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().float().cpu().contiguous() for k, v in maps.items()}, str(Path(folder) / MAPS_FILE))
+
+
+def load_map(folder: str | os.PathLike[str], kind: str) -> torch.Tensor:
+    """The [D_S, D_T] matrix of coefficient rule ``kind`` stored with a task's targets."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / MAPS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no SemAlign maps at {path}: targets written by an older version; rerun "
+                                "teacher_targets")
+    maps = load_file(str(path))
+    if kind not in maps:
+        raise KeyError(f"{path} holds the maps {sorted(maps)}, not {kind!r} (semalign.map)")
+    return maps[kind]
 
 
 class TargetWriter:
     """A target folder's arrays preallocated as ``.npy`` memmaps of their final shape, filled in order."""
 
-    def __init__(self, folder: str | os.PathLike[str], n_rows: int, widths: Mapping[int, tuple[int, int]],
+    def __init__(self, folder: str | os.PathLike[str], n_rows: int, widths: Mapping[int, int],
                  topk: int, dtype: str = "float16") -> None:
         if dtype not in DTYPES:
             raise ValueError(f"semalign.targets_dtype must be one of {DTYPES}, got {dtype!r}")
@@ -69,8 +96,7 @@ class TargetWriter:
         def array(name: str, width: int, dt) -> np.ndarray:
             return np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=dt, shape=(n_rows, width))
 
-        self.arrays = {f"layer{k}": array(f"layer{k}.npy", d_s, self.dtype) for k, (d_s, _) in widths.items()}
-        self.arrays |= {f"teacher{k}": array(f"teacher{k}.npy", d_t, self.dtype) for k, (_, d_t) in widths.items()}
+        self.arrays = {f"teacher{k}": array(f"teacher{k}.npy", d_t, self.dtype) for k, d_t in widths.items()}
         self.arrays["topk_values"] = array("topk_values.npy", topk, self.dtype)
         self.arrays["topk_ids"] = array("topk_ids.npy", topk, np.int32)
         self.layers = sorted(widths)
@@ -81,8 +107,7 @@ class TargetWriter:
         n = int(sum(part["counts"]))
         if self.cursor + n > self.n_rows:
             raise ValueError(f"{self.folder}: more rows than the {self.n_rows} planned")
-        named = {**{f"layer{k}": v for k, v in part["rows"].items()},
-                 **{f"teacher{k}": v for k, v in part["teacher_rows"].items()},
+        named = {**{f"teacher{k}": v for k, v in part["teacher_rows"].items()},
                  "topk_values": part["topk_values"], "topk_ids": part["topk_ids"]}
         for name, values in named.items():
             with np.errstate(over="ignore"):  # an overflow becomes inf, refused below with its magnitude
@@ -111,12 +136,15 @@ class TargetWriter:
 
 
 def write_targets(folder: str | os.PathLike[str], computed: Mapping[str, Any], meta: Mapping[str, Any],
-                  dtype: str = "float16") -> None:
-    """Arrays computed in memory (:func:`pkt.methods.semalign.targets.compute_targets`) written as one part."""
-    widths = {k: (rows.shape[1], computed["teacher_rows"][k].shape[1]) for k, rows in computed["rows"].items()}
+                  dtype: str = "float16", maps: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Arrays computed in memory (:func:`pkt.methods.semalign.targets.compute_targets`) written as one part, with
+    the ``maps`` (:func:`save_maps`) when given."""
+    widths = {k: rows.shape[1] for k, rows in computed["teacher_rows"].items()}
     writer = TargetWriter(folder, len(computed["topk_ids"]), widths, computed["topk_ids"].shape[1], dtype)
     writer.add(computed)
     writer.close(meta)
+    if maps is not None:
+        save_maps(folder, maps)
 
 
 class Targets:
@@ -130,9 +158,11 @@ class Targets:
         self.index = json.loads(index_file.read_text())
         self.layers: list[int] = self.index["layers"]
         self.pairs: list[dict[str, Any]] = self.index["pairs"]
-        self.rows = {k: np.load(self.folder / f"layer{k}.npy", mmap_mode="r") for k in self.layers}
-        self.teacher_rows = {k: np.load(self.folder / f"teacher{k}.npy", mmap_mode="r") for k in self.layers
-                             if (self.folder / f"teacher{k}.npy").is_file()}
+        missing = [f"teacher{k}.npy" for k in self.layers if not (self.folder / f"teacher{k}.npy").is_file()]
+        if missing:
+            raise FileNotFoundError(f"the targets at {self.folder} lack {missing} (written by an older version, or "
+                                    "damaged): rerun teacher_targets")
+        self.teacher_rows = {k: np.load(self.folder / f"teacher{k}.npy", mmap_mode="r") for k in self.layers}
         self.topk_values = np.load(self.folder / "topk_values.npy", mmap_mode="r")
         self.topk_ids = np.load(self.folder / "topk_ids.npy", mmap_mode="r")
         self._checked: set[int] = set()  # examples whose token ids matched the stored digests
@@ -175,20 +205,12 @@ class Targets:
             out.append(slice(self.index["offsets"][i], self.index["offsets"][i] + n))
         return out
 
-    def layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
-        """Per example, the [count, D_S] targets of student layer k."""
-        return [torch.from_numpy(np.array(self.rows[k][s], dtype=np.float32)) for s in self._slices(examples, counts)]
-
     def teacher_layer_width(self, k: int) -> int:
-        """D_T of the unmapped teacher signal paired with student layer k."""
-        self.teacher_layer(k, [], [])  # names the missing file, if any
+        """D_T of the teacher signal paired with student layer k."""
         return int(self.teacher_rows[k].shape[1])
 
     def teacher_layer(self, k: int, examples: Sequence[int], counts: Sequence[int]) -> list[torch.Tensor]:
-        """Per example, the [count, D_T] unmapped teacher signal paired with student layer k (FitNet)."""
-        if k not in self.teacher_rows:
-            raise FileNotFoundError(f"no unmapped teacher signal for student layer {k} at {self.folder} "
-                                    f"(teacher{k}.npy): targets written before FitNet existed; rerun teacher_targets")
+        """Per example, the [count, D_T] teacher signal paired with student layer k (float32)."""
         return [torch.from_numpy(np.array(self.teacher_rows[k][s], dtype=np.float32))
                 for s in self._slices(examples, counts)]
 

@@ -2,13 +2,15 @@
 
 The ``teacher_targets`` rule runs the teacher over a task's train split (the same examples, tokens and
 length rule as training: :func:`pkt.data.records.encode_split`), takes the signal of each trained pair's teacher
-layer at every supervised position (the response tokens), interpolates between two teacher layers where
-the pairing says so, maps it into the student's space through the semantic bases
-(:func:`pkt.methods.semalign.bases.map_teacher`), and keeps the teacher's top-k next-token logits.
-:func:`target_batches` yields those rows batch by batch; :func:`write_task_targets` streams them into a
-task folder (:mod:`pkt.methods.semalign.store`: the files, their precision, and :class:`Targets`, which
-reads them back). :func:`plan_targets` counts the rows and bytes from the tokenised splits alone, so a job
-that would fill the disk is refused before the teacher is loaded.
+layer at every position that predicts a supervised (response) token, interpolates between two teacher layers
+where the pairing says so, and keeps the teacher's top-k next-token logits at the same positions: the layer
+term and the output term score one set of positions. The signal is stored unmapped, with both coefficient
+rules' matrices (:func:`student_maps`, :mod:`pkt.methods.semalign.bases`): training maps it into the
+student's space with ``semalign.map``, so either map reads the same targets. :func:`target_batches` yields
+the rows batch by batch; :func:`write_task_targets` streams them into a task folder
+(:mod:`pkt.methods.semalign.store`: the files, their precision, and :class:`Targets`, which reads them back).
+:func:`plan_targets` counts the rows and bytes from the tokenised splits alone, so a job that would fill the
+disk is refused before the teacher is loaded.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from torch import nn
 
 from pkt.layers.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.layers.pairing import interpolation
-from pkt.methods.semalign.store import DTYPES, TargetWriter, row_bytes, supervised_rows, token_digests
+from pkt.methods.semalign.bases import MAPS, map_matrix, shared_vocab_size
+from pkt.methods.semalign.store import DTYPES, TargetWriter, row_bytes, save_maps, supervised_rows, token_digests
 
 SIGNALS = ("delta", "output")
 TARGET_FIELDS = ("pairs", "signal", "interpolate", "topk", "targets_dtype")  # semalign keys deciding targets
@@ -113,11 +116,11 @@ def layer_signals(model: nn.Module, batch: Mapping[str, torch.Tensor], layers: S
 
 @torch.no_grad()
 def target_batches(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
-                   pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int,
+                   pairs: Sequence[Mapping[str, Any]], signal: str, topk: int,
                    vocab: int | None = None) -> Iterator[dict[str, Any]]:
-    """Run the teacher over ``batches`` (padded, in split order), yielding each batch's float32 rows: per pair
-    the mapped (``rows``) and unmapped (``teacher_rows``) signal, the top-k logits and ids, the per-example
-    counts of supervised positions and digests of the token ids.
+    """Run the teacher over ``batches`` (padded, in split order), yielding each batch's float32 rows at the
+    positions that predict its supervised tokens: per pair the teacher signal (``teacher_rows``), the top-k
+    logits and ids, the per-example counts of supervised positions and digests of the token ids.
 
     The top-k logits are taken over the first ``vocab`` ids (the vocabulary shared with the student, default
     all): a teacher that appended a token (WizardCoder's [PAD], id 32,000) must not hand the student an id
@@ -128,15 +131,14 @@ def target_batches(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tens
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
         signals, out = layer_signals(teacher, batch, layers, signal)
-        mask = batch["labels"] != IGNORE_INDEX  # supervised positions: the response tokens
-        prev = predicting_positions(mask)
+        mask = batch["labels"] != IGNORE_INDEX  # supervised tokens: the response
+        prev = predicting_positions(mask)  # the positions that predict them: both terms are scored there
         if not torch.equal(prev.sum(1), mask.sum(1)):
             raise ValueError("a supervised token at position 0 has no logits before it: the prompt must come first")
-        part: dict[str, Any] = {"rows": {}, "teacher_rows": {}, "counts": mask.sum(1).tolist(),
+        part: dict[str, Any] = {"teacher_rows": {}, "counts": mask.sum(1).tolist(),
                                 "digests": token_digests(batch["input_ids"], batch["attention_mask"])}
         for p in pairs:
-            mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])[mask]
-            part["rows"][p["student"]] = semalign_map(mixed, matrix).cpu().numpy()
+            mixed = sum(w * signals[t - 1].float() for t, w in p["sources"])[prev]
             part["teacher_rows"][p["student"]] = mixed.cpu().numpy()
         logits = out.logits[prev][:, :vocab]
         top = logits.float().topk(min(topk, logits.shape[-1]), dim=-1)
@@ -146,13 +148,12 @@ def target_batches(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tens
 
 
 def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]],
-                    pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, signal: str, topk: int,
+                    pairs: Sequence[Mapping[str, Any]], signal: str, topk: int,
                     vocab: int | None = None) -> dict[str, Any]:
     """:func:`target_batches` gathered in memory (tests, benchmarks; a job streams them to disk instead)."""
-    parts = list(target_batches(teacher, batches, pairs, matrix, signal, topk, vocab))
+    parts = list(target_batches(teacher, batches, pairs, signal, topk, vocab))
     counts = [n for part in parts for n in part["counts"]]
-    return {"rows": {k: np.concatenate([part["rows"][k] for part in parts]) for k in parts[0]["rows"]},
-            "teacher_rows": {k: np.concatenate([part["teacher_rows"][k] for part in parts])
+    return {"teacher_rows": {k: np.concatenate([part["teacher_rows"][k] for part in parts])
                              for k in parts[0]["teacher_rows"]},
             "topk_values": np.concatenate([part["topk_values"] for part in parts]),
             "topk_ids": np.concatenate([part["topk_ids"] for part in parts]), "counts": counts,
@@ -160,25 +161,17 @@ def compute_targets(teacher: nn.Module, batches: Iterable[Mapping[str, torch.Ten
             "digests": [d for part in parts for d in part["digests"]]}
 
 
-def semalign_map(h: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Teacher vectors -> student space (the precomputed M = S_S S_T^T; :mod:`pkt.methods.semalign.bases`)."""
-    from pkt.methods.semalign.bases import map_teacher
-
-    return map_teacher(h, matrix.to(h.device))
-
-
-def student_map(teacher: nn.Module, student_dir: str | os.PathLike[str], names: Sequence[str],
-                shared_vocab_only: bool) -> tuple[torch.Tensor, int]:
-    """M = S_S S_T^T from the teacher's LM head and the saved student's (no student model is built; a tied
-    student's head is its input embedding), computed on the teacher's device, and the size of the vocabulary
-    the bases are aligned over."""
-    from pkt.methods.semalign.bases import mapping_matrix, semantic_bases, shared_vocab_size
+def student_maps(teacher: nn.Module, student_dir: str | os.PathLike[str], names: Sequence[str],
+                 shared_vocab_only: bool) -> tuple[dict[str, torch.Tensor], int]:
+    """{rule: [D_S, D_T] matrix} for every coefficient rule (:data:`~pkt.methods.semalign.bases.MAPS`), from the
+    teacher's LM head and the saved student's (no student model is built; a tied student's head is its input
+    embedding), computed on the teacher's device; and the size of the vocabulary they are aligned over."""
     from pkt.models.build import load_output_head
 
     head_t = teacher.get_output_embeddings().weight.detach()
     head_s = load_output_head(student_dir).to(head_t.device)
     m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *names, shared_vocab_only)
-    return mapping_matrix(semantic_bases(head_s[:m].double()), semantic_bases(head_t[:m].double())), m
+    return {kind: map_matrix(kind, head_s[:m], head_t[:m]).cpu() for kind in MAPS}, m
 
 
 def plan_targets(tokenizer, splits: Mapping[str, str | os.PathLike[str]], batch_size: int, max_length: int
@@ -197,9 +190,10 @@ def plan_targets(tokenizer, splits: Mapping[str, str | os.PathLike[str]], batch_
 
 def planned_bytes(plans: Mapping[str, Mapping[str, Any]], n_pairs: int, d_student: int, d_teacher: int,
                   topk: int, dtype: str) -> int:
-    """Disk the targets of :func:`plan_targets`' splits take, ``n_pairs`` trained pairs each."""
-    widths = {k: (d_student, d_teacher) for k in range(n_pairs)}
-    return sum(plan["rows"] for plan in plans.values()) * row_bytes(widths, topk, dtype)
+    """Disk the targets of :func:`plan_targets`' splits take, ``n_pairs`` trained pairs each, and the maps."""
+    widths = dict.fromkeys(range(n_pairs), d_teacher)
+    maps = len(MAPS) * d_student * d_teacher * 4
+    return sum(plan["rows"] for plan in plans.values()) * row_bytes(widths, topk, dtype) + maps
 
 
 def check_disk(pair: str, plans: Mapping[str, Mapping[str, Mapping[str, Any]]],
@@ -217,20 +211,21 @@ def check_disk(pair: str, plans: Mapping[str, Mapping[str, Mapping[str, Any]]],
 
 
 def write_task_targets(folder: Path, teacher: nn.Module, plans: Mapping[str, Mapping[str, Any]],
-                       pairs: Sequence[Mapping[str, Any]], matrix: torch.Tensor, settings: TargetSettings,
+                       pairs: Sequence[Mapping[str, Any]], maps: Mapping[str, torch.Tensor], settings: TargetSettings,
                        meta: Mapping[str, Any], vocab: int | None = None) -> None:
-    """One task's targets, streamed to disk: the train split's into ``folder``, the align split's (v1's
-    alignment phase) into ``folder/align``; ``plans`` from :func:`plan_targets` over {"train": path, "align":
-    path}. The caller makes ``folder`` atomic."""
+    """One task's targets, streamed to disk: the train split's into ``folder`` with the ``maps``
+    (:func:`student_maps`), the align split's (v1's alignment phase) into ``folder/align``; ``plans`` from
+    :func:`plan_targets` over {"train": path, "align": path}. The caller makes ``folder`` atomic."""
     head = teacher.get_output_embeddings().weight
-    widths = {p["student"]: (matrix.shape[0], head.shape[1]) for p in pairs}  # (D_S, D_T) per aligned pair
+    widths = {p["student"]: head.shape[1] for p in pairs}  # D_T per aligned pair
     width = min(settings.topk, vocab or head.shape[0])
     for name, plan in plans.items():
         start = time.perf_counter()
         out = folder if name == "train" else folder / name
         writer = TargetWriter(out, plan["rows"], widths, width, settings.targets_dtype)
-        for part in target_batches(teacher, plan["batches"], pairs, matrix, settings.signal, settings.topk, vocab):
+        for part in target_batches(teacher, plan["batches"], pairs, settings.signal, settings.topk, vocab):
             writer.add(part)
         writer.close({**meta, "split": plan["split"], "pairs": pairs, "signal": settings.signal,
-                      "topk": settings.topk, "length_rule": plan["length_rule"],
+                      "topk": settings.topk, "length_rule": plan["length_rule"], "positions": "predicting",
                       "wall_s": round(time.perf_counter() - start, 2)})
+    save_maps(folder, maps)
