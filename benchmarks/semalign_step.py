@@ -23,7 +23,7 @@ import torch
 
 from pkt.layers.pairing import pair_layers
 from pkt.methods import get_method
-from pkt.methods.semalign.bases import map_teacher, map_two_step, mapping_matrix, semantic_bases
+from pkt.methods.semalign.bases import MAPS, map_matrix, map_teacher, map_two_step, mapping_matrix, semantic_bases
 from pkt.methods.semalign.store import write_targets
 from pkt.methods.semalign.targets import compute_targets, layer_signals, trained_pairs
 
@@ -66,9 +66,11 @@ def main() -> None:
     pairs = trained_pairs(pairing, "critical", True)
     s_t, s_s = semantic_bases(teacher.lm_head.weight.double()), semantic_bases(llama(64, 2, 1).lm_head.weight.double())
     matrix = mapping_matrix(s_s, s_t)
+    student_head = llama(64, 2, 1).lm_head.weight
+    maps = {kind: map_matrix(kind, student_head, teacher.lm_head.weight) for kind in MAPS}
     with tempfile.TemporaryDirectory() as tmp:
-        write_targets(tmp, compute_targets(teacher, [batch], pairs, matrix, "delta", 32), {"pairs": pairs,
-                                                                                          "signal": "delta"})
+        write_targets(tmp, compute_targets(teacher, [batch], pairs, "delta", 32), {"pairs": pairs, "signal": "delta"},
+                      maps=maps)
         settings = {"r": 8, "alpha": 16, "dropout": 0.0}
         semalign = get_method("semalign").from_dict(settings, {"targets": Path(tmp)})
         sem_model = semalign.init_adapter(llama(64, 2, 1), None).train()
@@ -105,14 +107,14 @@ def main() -> None:
         counts = [LENGTH - PROMPT] * BATCH
         layer = pairs[0]["sources"][0][0] - 1
 
-        def read():
-            targets.layer(targets.layers[0], list(range(BATCH)), counts)
+        def read():  # the rows, mapped as training maps them (semalign.map), and the top-k
+            semalign.mapped(targets.layers[0], list(range(BATCH)), counts, "cpu")
             targets.topk(list(range(BATCH)), counts)
 
         @torch.no_grad()
         def on_the_fly():
             signals, out = layer_signals(teacher, batch, [layer], "delta")
-            map_teacher(signals[layer][batch["labels"] != -100], matrix)
+            map_teacher(signals[layer][batch["labels"] != -100], maps["logit"], unit=False)
             out.logits.topk(32, dim=-1)
 
         read_s, fly_s = timed(read, args.steps), timed(on_the_fly, args.steps)

@@ -48,17 +48,17 @@ def one_way(way: str, rows: int, batch_size: int, out: Path) -> dict:
     teacher = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=160, intermediate_size=432,
                                            num_hidden_layers=5, num_attention_heads=2, num_key_value_heads=2,
                                            max_position_embeddings=2048)).eval()
-    matrix = torch.randn(128, 160)
+    maps = {"logit": torch.randn(128, 160), "cosine": torch.randn(128, 160)}
     pairs, settings = [{"student": 4, "sources": [(5, 1.0)]}], TargetSettings()
     plans = plan_targets(tok, {"train": split}, batch_size, 2048)
     before = peak_mb()
     folder = out / "targets"
     if way == "memory":
-        computed = compute_targets(teacher, plans["train"]["batches"], pairs, matrix, "delta", settings.topk)
+        computed = compute_targets(teacher, plans["train"]["batches"], pairs, "delta", settings.topk)
         folder.mkdir()
-        write_targets(folder, computed, {"pairs": pairs})
+        write_targets(folder, computed, {"pairs": pairs}, maps=maps)
     else:
-        write_task_targets(folder, teacher, plans, pairs, matrix, settings, {})
+        write_task_targets(folder, teacher, plans, pairs, maps, settings, {})
     disk = sum(p.stat().st_size for p in folder.glob("*.npy"))
     return {"way": way, "rows": plans["train"]["rows"], "disk_mb": disk / 2**20,
             "peak_above_mb": peak_mb() - before}

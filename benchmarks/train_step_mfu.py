@@ -125,14 +125,14 @@ def write_inputs(folder: Path, args, shapes) -> None:
     (h, _, _, inter), d_t, k = shapes["student"], shapes["teacher"][0], args.pair_layer
     n_sup = args.seq - int(args.seq * PROMPT_FRACTION)
     rows, rng = args.batch * n_sup, np.random.default_rng(0)
-    computed = {"rows": {k: rng.standard_normal((rows, h), dtype=np.float32)}, "counts": [n_sup] * args.batch}
-    computed["teacher_rows"] = {k: rng.standard_normal((rows, d_t), dtype=np.float32)}
+    computed = {"teacher_rows": {k: rng.standard_normal((rows, d_t), dtype=np.float32)}, "counts": [n_sup] * args.batch}
     computed["topk_values"] = rng.standard_normal((rows, 32), dtype=np.float32)
     computed["topk_ids"] = rng.integers(0, shapes["vocab"], (rows, 32))
     computed["offsets"] = [i * n_sup for i in range(args.batch)]
     batch = make_batch(args.batch, args.seq, shapes["vocab"])  # the batch every step trains on
     computed["digests"] = token_digests(batch["input_ids"], batch["attention_mask"])
-    write_targets(folder, computed, {"pairs": [{"student": k, "sources": [[k, 1.0]]}], "signal": "delta"})
+    maps = {kind: torch.randn(h, d_t) / d_t**0.5 for kind in ("logit", "cosine")}  # random maps: timing only
+    write_targets(folder, computed, {"pairs": [{"student": k, "sources": [[k, 1.0]]}], "signal": "delta"}, maps=maps)
     dims = {"self_attn.q_proj": (h, h), "self_attn.k_proj": (h, h), "self_attn.v_proj": (h, h)}
     dims |= {"self_attn.o_proj": (h, h), "mlp.gate_proj": (inter, h), "mlp.up_proj": (inter, h)}
     dims["mlp.down_proj"] = (h, inter)

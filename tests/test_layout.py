@@ -21,14 +21,15 @@ from conftest import REPO, copy_workflow
 from pkt.data import SOURCES
 from pkt.methods import BUILTIN, method_module
 from pkt.sources import library_files, module_file
+from pkt.transfer_probe import PROBE_ROWS
 
 SRC = REPO / "src"
 WINGS = ["root", "data", "models", "layers", "evaluation", "report", "methods", "driver"]
-DRIVERS = {"pkt.train", "pkt.probe"}
+DRIVERS = {"pkt.train", "pkt.probe", "pkt.transfer_probe"}
 
 
 def wing(module: str) -> str:
-    """``pkt.layers.pairing`` -> ``layers``; a root module is a helper or (train, probe) a driver."""
+    """``pkt.layers.pairing`` -> ``layers``; a root module is a helper or (train, the probes) a driver."""
     if module in DRIVERS:
         return "driver"
     parts = module.split(".")
@@ -120,33 +121,38 @@ def dag_jobs(root: Path, *configfiles: str) -> list[dict]:
     return json.loads(line.removeprefix("JOBS"))
 
 
-def modulefinder_files(root: Path, script: Path, extra: str | None) -> set[str]:
-    """pkt files a script (and a module picked by name) imports, transitively, as modulefinder reads them."""
+def modulefinder_files(root: Path, script: Path, extra: tuple[str, ...]) -> set[str]:
+    """pkt files a script (and the modules picked by name) imports, transitively, as modulefinder reads them."""
     finder = ModuleFinder(path=[str(root / "src"), str(script.parent)])
     finder.run_script(str(script))
-    if extra:
-        finder.import_hook(extra)
+    for module in extra:
+        finder.import_hook(module)
     return {Path(m.__file__).relative_to(root).as_posix() for name, m in finder.modules.items()
             if name == "pkt" or name.startswith("pkt.")}
 
 
-def picked_by_name(job: dict) -> str | None:
-    """The module a job imports by a name from the config: a train job's method, the data source."""
+def picked_by_name(job: dict) -> tuple[str, ...]:
+    """The modules a job imports by a name from the config: a train job's method, the probe's methods, the data
+    source."""
     if job["rule"] == "train":
-        return method_module(job["wildcards"]["method"])
+        return (method_module(job["wildcards"]["method"]),)
     if job["rule"] == "semalign_ablation":
-        return method_module("semalign")
+        return (method_module("semalign"),)
+    if job["rule"] == "transfer_probe":
+        return tuple(sorted({method_module(method) for method, _ in PROBE_ROWS.values()}))
     if job["rule"] == "prepare_data":
-        return SOURCES[job["config"]["source"]]
-    return None
+        return (SOURCES[job["config"]["source"]],)
+    return ()
 
 
 @pytest.mark.parametrize("configfiles", [[], ["config/paper.yaml", "config/paper-code.yaml"]],
                          ids=["toy", "paper+code"])
 def test_every_job_declares_the_code_it_runs(tmp_path, configfiles):
     root = copy_workflow(tmp_path)
-    jobs = [j for j in dag_jobs(root, *configfiles) if j["script"]]
+    (root / "probe.yaml").write_text("transfer_probe: {in_default_run: true}\n")  # its rule joins the DAG (toy)
+    jobs = [j for j in dag_jobs(root, *configfiles, "probe.yaml") if j["script"]]
     assert {j["rule"] for j in jobs} >= {"prepare_data", "prepare_model", "train", "evaluate", "tables"}
+    assert ("transfer_probe" in {j["rule"] for j in jobs}) == (not configfiles)  # toy data only
     assert {j["wildcards"].get("method") for j in jobs if j["rule"] == "train"} >= {"seeking", "semalign"}
     cache: dict[tuple[str, str | None], set[str]] = {}
     for job in jobs:
@@ -183,6 +189,7 @@ def test_dvc_stages_depend_on_the_code_of_their_scripts():
         for script in scripts:
             picked = {"scripts/train.py": [method_module(m) for m in BUILTIN],
                       "scripts/semalign_ablation.py": [method_module("semalign")],
+                      "scripts/transfer_probe.py": [method_module(m) for m, _ in PROBE_ROWS.values()],
                       "scripts/prepare_data.py": list(SOURCES.values())}.get(script, [])
             for path in library_files(REPO / script, *picked):
                 rel = path.relative_to(REPO).as_posix()

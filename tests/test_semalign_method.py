@@ -255,3 +255,16 @@ def test_a_value_beyond_half_precision_is_refused_not_stored_as_inf(tmp_path):
             "topk_ids": np.zeros((2, 2)), "counts": [2], "digests": ["d"]}
     with pytest.raises(ValueError, match=r"teacher1.npy: a value of magnitude 7e\+04 does not fit float16"):
         writer.add(part)
+
+
+def test_the_planned_disk_counts_rows_topk_and_maps_and_refuses_above_the_limit():
+    """Per supervised token: D_T x 2 bytes per pair (float16) + top-k x (2 + 4); plus both maps D_S x D_T x 4."""
+    from pkt.methods.semalign.targets import check_disk, planned_bytes
+
+    plans = {"train": {"rows": 100}, "align": {"rows": 20}}
+    assert planned_bytes(plans, 1, 4, 8, 2, "float16") == 120 * (8 * 2 + 2 * 6) + 2 * 4 * 8 * 4 == 3616
+    assert planned_bytes(plans, 2, 4, 8, 2, "float32") == 120 * (2 * 8 * 4 + 2 * 8) + 256
+    pairs = {"toy_mmlu": [{"student": 2}]}
+    assert check_disk("toy", {"toy_mmlu": plans}, pairs, 4, 8, 2, "float16", max_gb=1.0) == (120, 3616)
+    with pytest.raises(ValueError, match=r"pair toy would take 0\.0 GB \(120 response tokens.*semalign.targets_max_gb"):
+        check_disk("toy", {"toy_mmlu": plans}, pairs, 4, 8, 2, "float16", max_gb=3e-6)

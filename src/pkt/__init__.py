@@ -9,7 +9,7 @@ The library is laid out as the pipeline reads, one wing per stage, lowest first:
 - ``evaluation``: lm-eval, the tasks, the sandbox;
 - ``report``: tables, figures, summaries;
 - ``methods``: one module or package per transfer method;
-- drivers: ``train`` (every method's trainer) and ``probe``.
+- drivers: ``train`` (every method's trainer), ``probe`` and ``transfer_probe`` (which train or score).
 
 A module imports only from its own wing and the wings above it in this list (``tests/test_layout.py``).
 """

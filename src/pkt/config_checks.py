@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# Rows that run a built-in method with settings fixed over its config section: {row: (method, settings)}.
+# ``semalign_<map>`` is SemAlign with that coefficient rule (pkt.methods.semalign.bases.MAPS), so both maps can
+# sit in one table; pkt.methods.base resolves the row's method and module.
+FIXED: dict[str, tuple[str, dict[str, Any]]] = {
+    f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")
+}
+
 
 class ConfigError(ValueError):
     """A config value that is well-typed but inconsistent with another."""
@@ -227,8 +234,6 @@ def semalign_settings(config: dict[str, Any], task: str) -> dict[str, Any]:
 def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> dict[str, dict[str, Any]]:
     """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and the
     method's own, with its per-task entries applied where it has them (semalign.align.tasks, laten.tasks)."""
-    from pkt.methods.base import FIXED
-
     lora = {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
     if method in FIXED:  # a row with settings fixed over its method's section (semalign_cosine)
         base, fixed = FIXED[method]

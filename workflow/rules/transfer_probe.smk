@@ -64,3 +64,8 @@ rule transfer_table:
         "../envs/pkt.yaml"
     script:
         "../../scripts/transfer_table.py"
+
+
+rule transfer_probes:
+    input:
+        [path for pair in PAIRS for path in probe_results(pair)] if TOY else [],

@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pkt.config_checks import FIXED
+
 REGISTRY: dict[str, type[Method]] = {}
 BUILTIN = ("lora", "seeking", "semalign", "laten", "kd", "fitnet")  # pkt.methods.<name>, a module or a package
-# Rows that run a built-in method with settings fixed over its config section: {row: (method, settings)}.
-# ``semalign_<map>`` is SemAlign with that coefficient rule, so both maps can sit in one table.
-FIXED: dict[str, tuple[str, dict[str, Any]]] = {
-    f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")
-}
 
 
 def base_method(name: str) -> str:
