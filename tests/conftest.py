@@ -21,7 +21,8 @@ set_offline()
 pin_cpu()  # before any test imports torch: one CPU code path, as the Snakefile gives every job
 
 
-LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "all"}  # never submitted to a cluster
+# never submitted to a cluster:
+LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "transfer_table", "all"}
 CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other rule that is not a localrule loads a model
 
 

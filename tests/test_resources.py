@@ -10,6 +10,7 @@ from conftest import CPU_RULES, LOCAL_RULES, REPO, copy_workflow, planned_jobs, 
 from standin import OVERLAYS, configfiles, shipped
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from pkt.methods import base_method
 from pkt.resources import STAGES, job_resources, parameter_count
 
 LLAMA2_7B = {"hidden_size": 4096, "num_layers": 32, "num_heads": 32, "intermediate_size": 11008}
@@ -90,11 +91,12 @@ def expected_jobs(config: dict) -> dict[str, int]:
     models = {n for n, m in config["models"].items() if ("hub" in m) == hub}
     pairs = {n: p for n, p in config["pairs"].items() if p["teacher"] in models}
     methods = config["methods"]
+    runs = {base_method(m) for m in methods}  # semalign_cosine runs semalign
     vanilla = {p[role] for p in pairs.values() for role in ("teacher", "student")}
     jobs = {"prepare_data": 1, "prepare_model": len(models), "score_importance": len(models),
             "pair_layers": len(pairs), "train": len(methods) * len(pairs), "evaluate": len(methods) * len(pairs),
-            "evaluate_vanilla": len(vanilla), "extract_seeking": len(pairs) * ("seeking" in methods),
-            "teacher_targets": len(pairs) * bool({"semalign", "kd", "fitnet"} & set(methods)),
+            "evaluate_vanilla": len(vanilla), "extract_seeking": len(pairs) * ("seeking" in runs),
+            "teacher_targets": len(pairs) * bool({"semalign", "kd", "fitnet"} & runs),
             "tables": 1, "figures": 1}
     if not hub:
         jobs.update(prepare_tokenizer=1, probe=len(models))

@@ -28,7 +28,7 @@ from torch import nn
 
 from pkt.layers.importance import IGNORE_INDEX, decoder_layers, hidden_state, layer_input, predicting_positions
 from pkt.layers.pairing import interpolation
-from pkt.methods.semalign.bases import MAPS, map_matrix, shared_vocab_size
+from pkt.methods.semalign.bases import MAPS, map_matrices, shared_vocab_size
 from pkt.methods.semalign.store import DTYPES, TargetWriter, row_bytes, save_maps, supervised_rows, token_digests
 
 SIGNALS = ("delta", "output")
@@ -171,7 +171,7 @@ def student_maps(teacher: nn.Module, student_dir: str | os.PathLike[str], names:
     head_t = teacher.get_output_embeddings().weight.detach()
     head_s = load_output_head(student_dir).to(head_t.device)
     m = shared_vocab_size(head_t.shape[0], head_s.shape[0], *names, shared_vocab_only)
-    return {kind: map_matrix(kind, head_s[:m], head_t[:m]).cpu() for kind in MAPS}, m
+    return {kind: matrix.cpu() for kind, matrix in map_matrices(head_s[:m], head_t[:m]).items()}, m
 
 
 def plan_targets(tokenizer, splits: Mapping[str, str | os.PathLike[str]], batch_size: int, max_length: int
