@@ -180,14 +180,15 @@ def test_a_task_map_naming_an_unknown_task_or_too_many_steps_is_named():
     assert "laten.tasks.paper_mmul: 'paper_mmul' is not a task of this config (evaluation.tasks or the splits: " \
            "['paper_mmlu', 'paper_gsm8k', 'paper_humaneval', 'paper_mbpp'])" in errors
     assert any(e.startswith("semalign.align.tasks.toy_gsm8k: 'toy_gsm8k' is not a task") for e in errors)
-    assert "laten.tasks.paper_gsm8k.steps 21 exceeds the extract split of paper_gsm8k: data.paper.files.paper_gsm8k" \
+    assert "laten.tasks.paper_gsm8k.steps: 21 exceeds the extract split of paper_gsm8k: data.paper.files.paper_gsm8k" \
            ".extract (gsm/gsm_extract_split.jsonl, 20 records) has 20 rows (LaTen's schedule spans the split, one " \
            "step per row)" in errors
     assert len(errors) == 3
     toy = json.loads(json.dumps(CONFIG))
     toy["laten"]["steps"] = 17  # toy_humaneval's and toy_mbpp's extract splits hold 16 rows
-    assert [e.split(":")[0] for e in config_errors(active(toy))] == ["laten.steps 17 exceeds the extract split of "
-                                                                     f"{t}" for t in ("toy_humaneval", "toy_mbpp")]
+    assert [e.split(" rows")[0] for e in config_errors(active(toy))] == [
+        f"laten.steps: 17 exceeds the extract split of {t}: world.splits.{t}.extract has 16" for t in ("toy_humaneval",
+                                                                                                    "toy_mbpp")]
     code = paper_config()  # paper-code.yaml over paper.yaml: two tasks evaluated, the maps name all four
     update_config(code, yaml.safe_load((REPO / "config" / "paper-code.yaml").read_text()))
     assert config_errors(active(code)) == []
@@ -244,7 +245,7 @@ def test_seeking_k_beyond_a_real_extract_split_is_named_before_any_job():
     assert config["seeking"]["k"] is None and config_errors(config) == []  # the shipped choice: every row
     config["seeking"]["k"] = 32
     errors = [e for e in config_errors(config) if e.startswith("seeking.k")]
-    assert errors == [f"seeking.k 32 exceeds the extract split of {task}: data.paper.files.{task}.extract "
+    assert errors == [f"seeking.k: 32 exceeds the extract split of {task}: data.paper.files.{task}.extract "
                       f"({path}, 20 records) has 20 rows"
                       for task, path in (("paper_mmlu", "mmlu/mmlu_extract_split.jsonl"),
                                          ("paper_gsm8k", "gsm/gsm_extract_split.jsonl"),

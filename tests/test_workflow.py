@@ -11,7 +11,8 @@ import yaml
 from conftest import REPO, copy_workflow, planned_jobs, smoke_config, snakemake
 from snakemake.utils import update_config, validate
 
-from pkt.config_checks import check_config
+from pkt.config_checks import ConfigError, check_config
+from pkt.config_schema import check_schema, load_schema, schema_problems
 from pkt.runtime import CPU_PINS
 
 pytestmark = pytest.mark.slow
@@ -174,20 +175,45 @@ BAD_CONFIGS = [
     ({"tables": {"reference": "lroa"}}, "tables.reference: 'lroa' is not a row of the table"),
     ({"models": {"student": {"num_layers": 5}}}, "seeking, which needs the teacher's num_layers (4)"),
     ({"seeking": {"structure": "blocks"}}, "blocks"),
-    ({"laten": {"rate": 0.01}}, "laten.rate 0.01 selects no unit of pairs.toy's student (intermediate_size 64)"),
+    ({"laten": {"rate": 0.01}}, "laten.rate: 0.01 selects no unit of pairs.toy's student (intermediate_size 64)"),
     ({"kd": {"alpha": 2}}, "alpha"),
 ]
 
 
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
 @pytest.mark.parametrize(("override", "message"), BAD_CONFIGS)
 def test_bad_config_is_rejected_naming_the_key(override, message):
-    """The Snakefile's two checks, in this process: the JSON schema, then the cross-references."""
+    """The Snakefile's checks, in this process: the JSON schema (every problem on a line), then the
+    cross-references."""
     config = smoke_config()
     update_config(config, override)  # as --configfile does
-    with pytest.raises(Exception) as error:  # noqa: PT011 (WorkflowError or ValueError: the message is the test)
-        validate(config, schema=str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    with pytest.raises(ConfigError) as error:
+        check_schema(config, SCHEMA)
+        validate(config, schema=str(SCHEMA), set_default=True)
         check_config(config)
     assert message in str(error.value)
+    heading, *problems = str(error.value).splitlines()  # a heading and a line per problem: no schema dump
+    assert heading.startswith("invalid config") and 1 <= len(problems) <= 2
+    assert all(line.startswith("  ") and ": " in line for line in problems)
+
+
+def test_every_schema_problem_is_one_line_naming_the_key_with_a_hint():
+    config = smoke_config()
+    update_config(config, {"world": {"n_entitiez": 3, "n_entities": "many"}, "train": {"lr": "1e-3"},
+                           "semalign": {"map": "dual"}, "seeds": [0, -1]})
+    problems = schema_problems(config, load_schema(SCHEMA))
+    assert problems == [
+        "seeds[1]: -1 is out of range (must be >= 0)",
+        "semalign.map: 'dual' is not one of logit, cosine",
+        "train.lr: '1e-3' is not of type number (YAML reads 1e-3 as a string: write it with a decimal point, "
+        "e.g. 1.0e-3)",
+        "world.n_entitiez: unknown key (did you mean 'n_entities'?)",
+        "world.n_entities: 'many' is not of type integer",
+    ]
+    with pytest.raises(ConfigError, match=r"invalid config \(5 problems"):
+        check_schema(config, SCHEMA)
 
 
 @pytest.mark.parametrize(("override", "message"), [BAD_CONFIGS[0], BAD_CONFIGS[-2]])
@@ -198,6 +224,14 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, override, mess
     assert proc.returncode != 0
     assert message in proc.stdout
     assert not (root / "results").exists()
+
+
+def test_a_one_method_config_plans_its_tables_against_the_student(tmp_path):
+    """methods: [kd] (no lora): tables.reference null picks the student, so the README's one-method run plans."""
+    root = copy_workflow(tmp_path)
+    (root / "kd.yaml").write_text(yaml.safe_dump({"methods": ["kd"]}))
+    out = snakemake(root, "tables", "-n", "--configfile", "config/smoke.yaml", "kd.yaml").stdout
+    assert planned_jobs(out)["train"] == 1 and "results/smoke/tables/vs_student.md" in out
 
 
 def test_missing_config_file_is_named(tmp_path):

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Rows that run a built-in method with settings fixed over its config section: {row: (method, settings)}.
-# ``semalign_<map>`` is SemAlign with that coefficient rule (pkt.methods.semalign.bases.MAPS), so both maps can
-# sit in one table; pkt.methods.base resolves the row's method and module.
-FIXED: dict[str, tuple[str, dict[str, Any]]] = {
-    f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")
-}
+from pkt.rows import FIXED
 
 
 class ConfigError(ValueError):
@@ -66,8 +61,18 @@ def config_errors(config: dict[str, Any]) -> list[str]:
     rows = ["student", "teacher", *config["methods"]]
     reference = config.get("tables", {}).get("reference")
     if reference is not None and reference not in rows:
-        errors.append(f"tables.reference: {reference!r} is not a row of the table; choose from {rows}")
+        errors.append(f"tables.reference: {reference!r} is not a row of the table; choose from {rows} (or null: "
+                      "lora when it runs, else the student)")
     return errors
+
+
+def table_reference(config: dict[str, Any]) -> str:
+    """The row the comparison table subtracts: ``tables.reference``, or (null) lora when it runs, else the
+    student (a config with ``methods: [kd]`` compares KD with the student it started from)."""
+    reference = config.get("tables", {}).get("reference")
+    if reference is not None:
+        return reference
+    return "lora" if "lora" in config["methods"] else "student"
 
 
 def _model_source_errors(name: str, m: dict[str, Any]) -> list[str]:
@@ -100,7 +105,7 @@ def _data_errors(config: dict[str, Any]) -> list[str]:
     tasks = tasks_of(config)
     missing = [t for t in config["evaluation"]["tasks"] if t not in tasks]
     if missing and config["methods"]:
-        errors.append(f"evaluation.tasks {missing} have no train splits under data.source {data['source']!r} "
+        errors.append(f"evaluation.tasks: {missing} have no train splits under data.source {data['source']!r} "
                       f"(splits exist for {tasks})")
     if not config["pairs"]:
         errors.append(f"pairs: no pair of {data['source']} models (data.source {data['source']!r}: "
@@ -137,13 +142,13 @@ def _seeking_errors(config: dict[str, Any]) -> list[str]:
                 errors.append(f"pairs.{pair}: methods has seeking, which needs the teacher's {key} ({t[key]}) "
                               f">= the student's ({s[key]})")
         if config["lora"]["r"] > s["hidden_size"]:
-            errors.append(f"lora.r {config['lora']['r']} exceeds pairs.{pair}'s student hidden_size: "
-                          "seeking's SVD has no such rank")
+            errors.append(f"lora.r: {config['lora']['r']} exceeds pairs.{pair}'s student hidden_size "
+                          f"({s['hidden_size']}): seeking's SVD has no such rank")
     k = config.get("seeking", {}).get("k") or 1
     for task in config["evaluation"]["tasks"]:
         size, where = extract_size(config, task)
         if size is not None and size < k:
-            errors.append(f"seeking.k {k} exceeds the extract split of {task}: {where} has {size} rows")
+            errors.append(f"seeking.k: {k} exceeds the extract split of {task}: {where} has {size} rows")
     return errors
 
 
@@ -175,16 +180,16 @@ def _laten_errors(config: dict[str, Any]) -> list[str]:
             continue
         for key in ("intermediate_size", "hidden_size"):
             if int(s[key] * rate) < 1:
-                errors.append(f"laten.rate {rate} selects no unit of pairs.{pair}'s student ({key} {s[key]})")
+                errors.append(f"laten.rate: {rate} selects no unit of pairs.{pair}'s student ({key} {s[key]})")
     for task in config["evaluation"]["tasks"]:
         size, where = extract_size(config, task)
         if size is not None and size < 1:
-            errors.append(f"{where} is empty; laten trains its translator on it")
+            errors.append(f"{where.split(' (')[0]}: empty, and laten trains its translator on it ({where})")
             continue
         steps = task_section(laten, task).get("steps", 4)
         if size is not None and steps > size:
             key = f"laten.tasks.{task}.steps" if "steps" in laten.get("tasks", {}).get(task, {}) else "laten.steps"
-            errors.append(f"{key} {steps} exceeds the extract split of {task}: {where} has {size} "
+            errors.append(f"{key}: {steps} exceeds the extract split of {task}: {where} has {size} "
                           "rows (LaTen's schedule spans the split, one step per row)")
     return errors
 
@@ -259,4 +264,4 @@ def check_config(config: dict[str, Any]) -> None:
     """Raise one ConfigError listing every problem found by :func:`config_errors`."""
     errors = config_errors(config)
     if errors:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+        raise ConfigError(f"invalid config ({len(errors)} problem{'s' * (len(errors) > 1)}):\n  " + "\n  ".join(errors))

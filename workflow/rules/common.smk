@@ -1,7 +1,9 @@
 # Validation, wildcard constraints, paths and input functions. No rules here.
 
-from pkt.config_checks import active, check_config, tasks_of, train_settings as resolved_train
+from pkt.config_checks import active, check_config, table_reference, tasks_of
+from pkt.config_checks import train_settings as resolved_train
 from pkt.config_checks import method_settings as resolved_method, semalign_settings as resolved_semalign
+from pkt.config_schema import check_schema
 from pkt.data import SOURCES as DATA_SOURCES
 from pkt.evaluation.tasks import declared_samples
 from pkt.methods import base_method, method_module
@@ -12,9 +14,11 @@ from pkt.transfer_probe import PROBE_ROWS, PROBE_TASK, probe_settings
 from snakemake.utils import validate
 
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # every problem, one line each
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)  # valid: this fills in the defaults
 config.update(active(config))  # the data source's models and pairs (a paper config keeps the toy defaults)
 check_config(config)
+config["tables"]["reference"] = table_reference(config)  # null: lora when it runs, else the student
 pin_cpu(config["reproducible_cpu"])  # before any job's torch loads: every job inherits the environment
 
 RUN = f"results/{config['run_name']}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pkt.config_checks import FIXED
+from pkt.rows import FIXED
 
 REGISTRY: dict[str, type[Method]] = {}
 BUILTIN = ("lora", "seeking", "semalign", "laten", "kd", "fitnet")  # pkt.methods.<name>, a module or a package
