@@ -27,11 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from pkt.data.records import make_record
-from pkt.report.noted import add_versus
-from pkt.report.tables import formatted, load_items, load_results, main_table, vs_reference
 
 # Phrasings that no toy split, corpus or test item uses (pkt.data.toyworld), two per attribute, picked among eight
 # candidates for where the default run's teacher answers best (it learned the facts in other words: 0.61/0.47,
@@ -86,11 +82,14 @@ def result_path(root: str | os.PathLike[str], row: str, seed: int) -> Path:
 
 
 def probe_table(students: Iterable[str | os.PathLike[str]], results: Iterable[str | os.PathLike[str]], pairs: dict,
-                n_boot: int, level: float, seed: int) -> pd.DataFrame:
+                n_boot: int, level: float, seed: int):
     """Rows: the vanilla student (``students``: its eval results on the probe task, one per pair) and each
     probe row (mean ± std over seeds) on MMLU and its held-out and control facts, then per column the row minus
     LoRA with its paired interval (``vs_reference``: items by entity cluster, seeds paired); ``attrs["note"]``
-    says how to read it."""
+    says how to read it. A pandas DataFrame, one line per row."""
+    from pkt.report.noted import add_versus  # here, not at the top: common.smk imports this module (pandas: 1.5 s)
+    from pkt.report.tables import formatted, load_items, load_results, main_table, vs_reference
+
     paths = [*students, *results]
     main = main_table(load_results(paths, pairs))
     table = formatted(main).drop(columns=["Average", "Gap to teacher"], errors="ignore")
