@@ -17,8 +17,21 @@ from pkt.runtime import pin_cpu, set_offline
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+NO_SLURM = REPO / "tests" / "no_slurm"  # an ``scontrol`` that answers at once (see the file)
 set_offline()
 pin_cpu()  # before any test imports torch: one CPU code path, as the Snakefile gives every job
+
+
+def without_controller(path: str) -> str:
+    """``path`` (a PATH) with :data:`NO_SLURM` first while no slurmctld runs, and without it while one does:
+    with SLURM's client tools installed and no controller, each Snakemake start waits 9 s on ``scontrol``
+    (the SLURM executor plugin asks it for a help text), on every dry run, DVC stage and stand-in."""
+    parts = [p for p in path.split(os.pathsep) if p and Path(p) != NO_SLURM]
+    running = subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0
+    return os.pathsep.join(parts if running else [str(NO_SLURM), *parts])
+
+
+os.environ["PATH"] = without_controller(os.environ.get("PATH", ""))
 
 
 # never submitted to a cluster:

@@ -23,7 +23,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import BIN, CPU_RULES, LOCAL_RULES, REPO, copy_workflow, planned_jobs, snakemake
+from conftest import (
+    BIN,
+    CPU_RULES,
+    LOCAL_RULES,
+    NO_SLURM,
+    REPO,
+    copy_workflow,
+    planned_jobs,
+    snakemake,
+    without_controller,
+)
 from safetensors.torch import load_file
 
 from pkt.runtime import CPU_PINS
@@ -59,12 +69,14 @@ def cluster():
     reason = unfit_reason()
     if reason:
         pytest.skip(reason)
+    os.environ["PATH"] = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != NO_SLURM)
     up = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=900)
     try:
         assert up.returncode == 0, f"local_cluster.sh up failed:\n{up.stdout[-2000:]}\n{up.stderr[-2000:]}"
         yield
     finally:
         subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=120)
+        os.environ["PATH"] = without_controller(os.environ["PATH"])  # the real scontrol would wait 9 s again
 
 
 @pytest.fixture(scope="module")
