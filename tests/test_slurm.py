@@ -126,7 +126,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 def test_a_requeued_training_job_resumes_and_ends_with_an_uninterrupted_runs_adapter(slurm_run, tmp_path):
     root, _, _ = slurm_run
-    (root / "longer.yaml").write_text(yaml.safe_dump({"seeds": [0], "train": {"epochs": 40, "save_steps": 10}}))
+    (root / "longer.yaml").write_text(yaml.safe_dump({"seeds": [0], "train": {"epochs": 20, "save_steps": 10}}))
     args = ("--configfile", "config/smoke.yaml", "longer.yaml")
     adapters = root / "results/smoke/adapters/lora/toy"
     target = str(adapters.relative_to(root) / "toy_mmlu" / "seed0")
