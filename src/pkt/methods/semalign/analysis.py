@@ -41,7 +41,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pkt.layers.importance import decoder_layers  # noqa: E402
 from pkt.layers.pairing_plot import save_atomic  # noqa: E402
-from pkt.methods.semalign.bases import semantic_bases, unit_gram  # noqa: E402
+from pkt.methods.semalign.bases import semantic_bases, unit_columns, unit_gram  # noqa: E402
 from pkt.methods.semalign.targets import layer_signals  # noqa: E402
 
 
@@ -94,11 +94,6 @@ BASES_DEFINITION = {
     "bases": "output (pinv lm_head) = unit columns of pinv(W); input embedding = unit rows of the input embedding; "
              "random = unit columns of a seeded Gaussian [D, V] matrix",
 }
-
-
-def unit_columns(matrix: torch.Tensor) -> torch.Tensor:
-    """matrix with each column scaled to unit L2 norm (a zero column stays zero)."""
-    return matrix / matrix.norm(dim=0, keepdim=True).clamp_min(1e-12)
 
 
 def _recomposed_cosine(h: torch.Tensor, operator: torch.Tensor) -> float:

@@ -40,6 +40,11 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
+def unit_columns(matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` with each column scaled to unit L2 norm; a zero column stays zero (the norm is clamped at EPS)."""
+    return matrix / matrix.norm(dim=0, keepdim=True).clamp_min(EPS)
+
+
 def _unit_rows(x: torch.Tensor) -> torch.Tensor:
     """x / ||x|| along the last axis; a zero vector stays zero (the norm is clamped at EPS)."""
     return x / x.norm(dim=-1, keepdim=True).clamp_min(EPS)
@@ -57,8 +62,7 @@ def semantic_bases(lm_head_weight: torch.Tensor, dtype: torch.dtype | None = Non
     if lm_head_weight.ndim != 2:
         raise ValueError(f"lm_head weight must be 2-D [V, D], got shape {tuple(lm_head_weight.shape)}")
     pinv = torch.linalg.pinv(lm_head_weight.detach().to(torch.float64))  # [D, V]
-    bases = pinv / pinv.norm(dim=0, keepdim=True).clamp_min(EPS)
-    return bases.to(dtype or lm_head_weight.dtype)
+    return unit_columns(pinv).to(dtype or lm_head_weight.dtype)
 
 
 def shared_vocab_size(v_teacher: int, v_student: int, teacher: str, student: str, restrict: bool = False) -> int:
@@ -114,13 +118,6 @@ def map_two_step(h: torch.Tensor, teacher_bases: torch.Tensor, student_bases: to
     return coeffs @ student_bases.to(dt).T
 
 
-def logit_matrix(student_head: torch.Tensor, teacher_head: torch.Tensor) -> torch.Tensor:
-    """M = pinv(W_S) W_T, [D_S, D_T] float32 (computed in float64), so that target = M h_T: the teacher's logits
-    a = W_T h_T recomposed with the student's unnormalised bases pinv(W_S). Heads in HF layout [V, D] over the
-    same V vocabulary items (slice both to the shared size first, see :func:`shared_vocab_size`)."""
-    return map_matrices(student_head, teacher_head, ("logit",))["logit"]
-
-
 def map_matrices(student_head: torch.Tensor, teacher_head: torch.Tensor, kinds: tuple[str, ...] = MAPS
                  ) -> dict[str, torch.Tensor]:
     """{rule: [D_S, D_T] float32 matrix} for each coefficient rule of ``kinds`` (:data:`MAPS`), from the two LM
@@ -139,8 +136,7 @@ def map_matrices(student_head: torch.Tensor, teacher_head: torch.Tensor, kinds: 
         out["logit"] = (pinv_s @ w_t).float()
     if "cosine" in kinds:
         pinv_t = pinv_s if teacher_head is student_head else torch.linalg.pinv(w_t)
-        unit = [p / p.norm(dim=0, keepdim=True).clamp_min(EPS) for p in (pinv_s, pinv_t)]
-        out["cosine"] = mapping_matrix(*unit)
+        out["cosine"] = mapping_matrix(unit_columns(pinv_s), unit_columns(pinv_t))
     return out
 
 

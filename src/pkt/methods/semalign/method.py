@@ -79,15 +79,16 @@ class SemAlign(Method):
             setattr(self, key, Targets(Path(folder) / "align" if self.aligning else Path(folder)))
         return getattr(self, key)
 
-    def matrix(self) -> torch.Tensor:
-        """The [D_S, D_T] matrix of ``map``, stored with the task's targets (read once)."""
-        if not hasattr(self, "_matrix"):
-            self._matrix = load_map(self.inputs["targets"], self.config.map)
+    def matrix(self, device) -> torch.Tensor:
+        """The [D_S, D_T] matrix of ``map``, stored with the task's targets: read once and moved to ``device``
+        once, not at every step."""
+        if not hasattr(self, "_matrix") or self._matrix.device != torch.device(device):
+            self._matrix = load_map(self.inputs["targets"], self.config.map).to(device)
         return self._matrix
 
     def mapped(self, k: int, examples: list[int], counts: list[int], device) -> list[torch.Tensor]:
         """Per example, the [count, D_S] targets of student layer k: its teacher rows through ``map``."""
-        matrix = self.matrix().to(device)
+        matrix = self.matrix(device)
         return [map_rows(rows.to(device), matrix, self.config.map)
                 for rows in self.targets().teacher_layer(k, examples, counts)]
 
