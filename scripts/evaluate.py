@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lm_eval.utils import handle_non_serializable
 
+from pkt.data.manifest import data_identity
 from pkt.evaluation import tasks
 from pkt.evaluation.evaluate import config_hash, load_lm, run_task, task_options, use_adapter
 from pkt.io import sha256_dir, write_json, write_jsonl
@@ -26,6 +27,9 @@ if __name__ == "__main__":
         setup_torch(snakemake.threads)
         tasks.set_code_workers(snakemake.threads)
         tasks.set_verdict_store(params.verdicts)  # one sandbox run per distinct program per run (verdicts)
+        for data in params.data.values():  # a split cut or changed since prepare_data: refused before the model loads
+            for path in (data or {}).get("data_files", {}).values():
+                data_identity(path)
         ev = params.evaluation
         adapters = {adapter_name(task, seed): path for seed, by_task in params.adapters.items()
                     for task, path in by_task.items()}
@@ -59,7 +63,8 @@ if __name__ == "__main__":
                 "pair": wc.pair,
                 "model": model,
                 "adapter": {"path": adapter, "sha256": sha256_dir(adapter)} if adapter else None,
-                "config_hash": config_hash({"evaluation": ev, "data": params.data[task], "model": params.model}),
+                "config_hash": config_hash({"evaluation": ev, "data": params.data[task], "model": params.model,
+                                           "scored": summary["data"]}),  # the bytes scored, not only the path
                 "cpu": cpu_provenance() if resolve_device(params.device) == "cpu" else None,  # its CPU code path
                 "samples": Path(samples_path).name,
             }

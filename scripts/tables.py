@@ -3,6 +3,8 @@ published rows and reproduced - published), the vs-reference table with interval
 (csv, md, tex each), metrics.json, and the code-teacher table in SemAlign Table 2's layout (csv, md). Rows that
 copy an earlier row on every item (LaTen = Student) are marked in both tables."""
 
+from pkt.data.manifest import check_results
+from pkt.io import read_json
 from pkt.report.published import published_cells
 from pkt.report.published_tables import code_teacher_table, main_with_published, published_note, write_code_teachers
 from pkt.report.tables import (
@@ -19,6 +21,7 @@ from pkt.runtime import job_logging
 if __name__ == "__main__":
     with job_logging(snakemake.log[0]):
         out, params, cfg = snakemake.output, snakemake.params, snakemake.params.tables
+        check_results(((path, read_json(path)) for path in snakemake.input.evals), snakemake.input.manifest)
         table = main_table(load_results(snakemake.input.evals, params.pairs))
         items = load_items(snakemake.input.evals, params.pairs)
         cells = published_cells(params.pairs, params.models)  # none for toy models

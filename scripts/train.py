@@ -21,7 +21,8 @@ if __name__ == "__main__":
                 spec = dict(method=wc.method, method_settings=params.method_settings[task],
                             student_dir=snakemake.input.student, train_split=split, out_dir=adapters[task],
                             checkpoint_dir=params.checkpoints[seed][task], settings=params.train[task],
-                            seed=int(seed), device=resolve_device(params.device), inputs=params.method_inputs[task])
+                            seed=int(seed), device=resolve_device(params.device), inputs=params.method_inputs[task],
+                            logging_dir=f"{params.tensorboard}/{task}/seed{seed}")
                 if gpus > 1:
                     launch(spec, gpus, tempfile.gettempdir())
                 else:

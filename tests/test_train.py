@@ -312,3 +312,15 @@ def test_the_aux_loss_is_weighted_by_the_steps_micro_batch_count(monkeypatch, mi
     model = SimpleNamespace(training=True)
     loss = trainer.compute_loss(model, {"attention_mask": torch.ones(1, 3)}, num_items_in_batch=12)
     assert float(loss) == pytest.approx(1.0 / micro_batches)
+
+
+def test_report_to_tensorboard_writes_event_files_offline(student, tmp_path):
+    """train.report_to: tensorboard logs the loss to logging_dir (outside the checkpoints, which are deleted)."""
+    logs = tmp_path / "tb"
+    proc = run({**spec(student, tmp_path / "out", tmp_path / "ck", max_steps=2, report_to="tensorboard"),
+                "logging_dir": str(logs)}, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = list(logs.rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    assert json.loads((tmp_path / "out" / "training.json").read_text())["settings"]["report_to"] == "tensorboard"
+    assert not (tmp_path / "ck").exists()  # the logs survive the checkpoints

@@ -86,11 +86,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSONL file into a list of dicts, naming the path if it is missing."""
+    """Read a JSONL file into a list of dicts, naming the path if it is missing and the file and line of a line
+    that does not parse (a file cut mid-line), where json or pyarrow would name neither."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"expected a JSONL file at {p}, found none")
-    return [json.loads(line) for line in jsonl_lines(p.read_text(encoding="utf-8")) if line.strip()]
+    records = []
+    for number, line in enumerate(jsonl_lines(p.read_text(encoding="utf-8")), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}:{number}: not a JSON line ({e.msg} at column {e.colno}; a file cut or edited "
+                             "by hand?)") from None
+    return records
 
 
 def jsonl_lines(text: str) -> list[str]:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pkt.checkpoints import mark_complete_callback, mark_finished, resume_point, run_dir, run_key
-from pkt.data.records import collate, encode_split, ensure_pad_token, load_split
+from pkt.data.manifest import verified
+from pkt.data.records import collate, encode_split, load_split
 from pkt.io import atomic_dir, write_json
 from pkt.runtime import cpu_provenance
 from pkt.sources import SRC, library_files
@@ -51,6 +52,7 @@ class TrainSettings:
     logging_steps: int = 5
     gradient_checkpointing: bool = False
     keep_checkpoints: bool = False
+    report_to: str = "none"  # the Trainer's logger: none | tensorboard (offline event files, logging_dir)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
@@ -117,31 +119,33 @@ def train(
     seed: int = 0,
     device: str = "cpu",
     inputs: dict[str, str] | None = None,
+    logging_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any] | None:
     """Train one adapter; write it, with its training figures, to ``out_dir`` (atomically, rank 0).
 
     Checkpoints go to ``checkpoint_dir/run-<key>`` (:mod:`pkt.checkpoints`): a rerun after a kill
     resumes from the last complete checkpoint of the same run, never from another run's or a finished
-    one. Returns the training figures on the main process (None on other ranks).
+    one. Returns the training figures on the main process (None on other ranks). ``logging_dir``: where the
+    logger of ``settings["report_to"]`` (tensorboard) writes, outside the checkpoints, which are deleted.
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
+    from transformers import AutoModelForCausalLM, TrainingArguments, set_seed
 
     from pkt.methods import get_method
-    from pkt.models.build import run_dtype
+    from pkt.models.build import load_tokenizer, run_dtype
 
     opts = TrainSettings.from_dict(settings)
+    records, data = verified(train_split)  # a split changed since prepare_data is refused before any model loads
     strategy = get_method(method).from_dict(method_settings, {k: Path(v) for k, v in (inputs or {}).items()})
     set_seed(seed)
     fitted = strategy.fit(Path(student_dir), Path(train_split), Path(out_dir), seed, device, opts.max_length)
     if fitted is not None:
         return fitted
-    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(student_dir))
+    tokenizer = load_tokenizer(student_dir)  # a folder without its tokenizer is named
     dtype = getattr(torch, run_dtype(device))
     model = AutoModelForCausalLM.from_pretrained(student_dir, dtype=dtype)
     model = strategy.init_adapter(model, tokenizer)
-    records = load_split(train_split)
     if not records:
         raise ValueError(f"train split {train_split} is empty")
     encoded, length_rule = encode_split(records, tokenizer, opts.max_length)
@@ -154,7 +158,7 @@ def train(
         per_device_train_batch_size=opts.batch_size, gradient_accumulation_steps=opts.grad_accum,
         learning_rate=opts.lr, lr_scheduler_type="linear", warmup_steps=opts.warmup, weight_decay=0.0,
         logging_steps=opts.logging_steps, save_strategy="steps", save_steps=opts.save_steps, save_total_limit=1,
-        report_to="none", seed=seed, data_seed=seed, use_cpu=device == "cpu", bf16=device.startswith("cuda"),
+        report_to=opts.report_to, seed=seed, data_seed=seed, use_cpu=device == "cpu", bf16=device.startswith("cuda"),
         gradient_checkpointing=opts.gradient_checkpointing, remove_unused_columns=False,
         dataloader_num_workers=0, disable_tqdm=False,
     )
@@ -165,6 +169,8 @@ def train(
     resume = resume_point(ckpt)
     if resume:
         log.info("resuming from %s", resume)
+    if opts.report_to == "tensorboard" and logging_dir is not None:  # transformers 5 reads the folder from here
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(logging_dir)
     progress = progress_callback()
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=dataset, method=strategy,
@@ -192,6 +198,7 @@ def train(
         "seed": seed,
         "steps": steps,
         "examples": len(records),
+        "data": data,  # the train split: {file, sha256, records}, checked against the manifest
         "length_rule": length_rule,
         "epochs": opts.epochs if opts.max_steps <= 0 else None,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),

@@ -6,6 +6,7 @@ localrules:
 rule tables:
     input:
         evals=eval_targets(),
+        manifest=rules.prepare_data.output.manifest,  # each result's split is checked against it
         code=code("scripts/tables.py"),
     output:
         csv=report(f"{RUN}/tables/main.csv", caption="../report/main_table.rst", category="Tables"),

@@ -20,6 +20,7 @@ rule train:
         splits=train_splits,
         adapters=adapter_dirs,
         checkpoints=checkpoint_dirs,
+        tensorboard=lambda wc: f"{LOGS}/tensorboard/{wc.method}/{wc.pair}",  # train.report_to: tensorboard
         device=config["device"],
     wildcard_constraints:
         method="|".join(config["methods"]),

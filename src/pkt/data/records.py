@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pkt.io import atomic_path, read_jsonl, sha256_file, write_json
+from pkt.io import atomic_path, sha256_file, write_json
 
 USER = "<|user|>"
 ASSISTANT = "<|assistant|>"
@@ -125,8 +125,11 @@ def write_split(path: str | os.PathLike[str], records: list[dict[str, Any]], pre
 
 
 def load_split(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a split written by :func:`write_split` (plain JSON, no dataset cache needed)."""
-    return read_jsonl(path)
+    """Read a split written by :func:`write_split` (plain JSON, no dataset cache needed), refused if it is not
+    what the data manifest beside it recorded (:func:`pkt.data.manifest.verified`)."""
+    from pkt.data.manifest import verified
+
+    return verified(path)[0]
 
 
 def write_manifest(root: str | os.PathLike[str], files: list[str | os.PathLike[str]], meta: dict) -> dict:

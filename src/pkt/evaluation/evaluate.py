@@ -1,7 +1,8 @@
 """lm-eval glue: load a model once, run each task (with the task's LoRA adapter) and keep provenance.
 
 ``simple_evaluate`` is called in-process with ``TaskManager(include_path=workflow/tasks,
-include_defaults=False)`` (indexing lm-eval's own tasks costs ~15 s and is not needed). A task's
+include_defaults=False)`` (indexing lm-eval's own tasks costs ~15 s: only a task named in
+evaluation.tasks without a YAML there is looked up in that index, once, for its config). A task's
 data location is patched into its config dict, so the toy tasks read the current run's split and the
 paper tasks can read local files in the hub's schema instead of the hub.
 """
@@ -14,8 +15,12 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from pkt.data.manifest import check_scored, data_identity
+from pkt.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +33,10 @@ def task_config(tasks_dir: str | os.PathLike[str], task: str, data: dict[str, An
     """
     from lm_eval.tasks._yaml_loader import load_yaml  # the loader TaskManager itself uses
 
-    path = Path(tasks_dir) / f"{task}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no lm-eval task {task!r}: {path} does not exist")
-    cfg = load_yaml(path, resolve_func=True)
+    from pkt.evaluation.tasks import registered_config
+
+    path = Path(tasks_dir) / f"{task}.yaml"  # else a task lm-eval registers (UnknownTask, naming it, if none)
+    cfg = load_yaml(path, resolve_func=True) if path.is_file() else registered_config(task, tasks_dir)
     if data:
         for key in ("dataset_path", "dataset_name"):
             if data.get(key) is not None:
@@ -41,7 +46,8 @@ def task_config(tasks_dir: str | os.PathLike[str], task: str, data: dict[str, An
             missing = [f for f in files.values() if not Path(f).exists()]
             if missing:
                 raise FileNotFoundError(f"task {task}: data file(s) not found: {missing}")
-            cfg["dataset_kwargs"] = {**cfg.get("dataset_kwargs", {}), "data_files": files}
+            cfg["dataset_kwargs"] = {**cfg.get("dataset_kwargs", {}), "data_files": files,
+                                     "cache_dir": content_cache(files.values())}
             if data.get("dataset_path") is None:  # local files: the json builder, no hub config name
                 cfg["dataset_path"] = "json"
                 if data.get("dataset_name") is None:
@@ -49,12 +55,29 @@ def task_config(tasks_dir: str | os.PathLike[str], task: str, data: dict[str, An
     return cfg
 
 
-def primary_metric(cfg: dict) -> str:
-    """The result key of the task's headline metric: '<first metric>,<first filter or none>'."""
-    metric = cfg["metric_list"][0]["metric"]
-    name = metric if isinstance(metric, str) else metric.__name__
+def content_cache(files: Iterable[str | os.PathLike[str]]) -> str:
+    """A datasets cache folder keyed by the data files' content. The HF datasets cache behind lm-eval keys a
+    local file by its path and modification time, so a split rewritten within the same second (same path,
+    same size) was served as its earlier version; under a folder named by the bytes it cannot be."""
+    from datasets import config as datasets_config
+
+    digest = hashlib.sha256("".join(sorted(sha256_file(f) for f in files)).encode()).hexdigest()[:16]
+    return str(Path(datasets_config.HF_DATASETS_CACHE) / "pkt-by-content" / digest)
+
+
+def primary_metric(cfg: dict, results: dict[str, Any] | None = None) -> str:
+    """The result key of the task's headline metric, read from the task: '<first metric of its metric_list>,<its
+    first filter or none>'. A task without a metric_list is scored by lm-eval's defaults for its output type;
+    its headline is then the first metric lm-eval reports for it in ``results`` (no table of ours names it)."""
     filters = cfg.get("filter_list") or [{"name": "none"}]
-    return f"{name},{filters[0]['name']}"
+    if cfg.get("metric_list"):
+        metric = cfg["metric_list"][0]["metric"]
+        name = metric if isinstance(metric, str) else metric.__name__
+        return f"{name},{filters[0]['name']}"
+    reported = [k for k in (results or {}) if "," in k and "_stderr," not in k]
+    if not reported:
+        raise ValueError(f"task {cfg.get('task')}: no metric_list, and no metric reported to take the headline from")
+    return next((k for k in reported if k.endswith(f",{filters[0]['name']}")), reported[0])
 
 
 def apply_sampling(cfg: dict, sampling: dict[str, Any] | None) -> dict:
@@ -117,9 +140,9 @@ def load_lm(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pkt.models.build import untie_output_head
+    from pkt.models.build import untie_output_head, with_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(with_tokenizer(model_dir))  # a folder without one is named
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=eval_dtype(dtype, device)).to(device)
     if adapters:
         untie_output_head(model)
@@ -268,9 +291,11 @@ def run_task(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from pkt.evaluation.tasks import protocol_config
+    from pkt.evaluation.tasks import prompt_protocol, protocol_config
 
     _environment_once()
+    # Local data files are checked against their manifest before anything runs (a cut split: refused).
+    identities = {split: data_identity(f) for split, f in ((data or {}).get("data_files") or {}).items()}
     cfg, apply_chat_template = protocol_config(task_config(tasks_dir, task, data), protocol)
     cfg = apply_sampling(cfg, (sampling or {}).get(task))
     if max_gen_toks is not None and "generation_kwargs" in cfg:
@@ -284,7 +309,7 @@ def run_task(
     )
     wall = time.perf_counter() - start
     results = out["results"][task]
-    key = primary_metric(cfg)
+    key = primary_metric(cfg, results)
     metric_name, filter_name = key.split(",")
     samples = out["samples"][task]
     items = item_scores([s for s in samples if s.get("filter", "none") == filter_name], metric_name)
@@ -299,7 +324,7 @@ def run_task(
         "items": items,
         "lm_eval_version": _version("lm_eval"),
         "task_version": out.get("versions", {}).get(task, cfg.get("metadata", {}).get("version")),
-        "protocol": protocol if task.startswith("paper_") else "toy chat format",
+        "protocol": prompt_protocol(task, protocol),
         "reference": reference_of(cfg),
         "samples_per_item": int(cfg.get("repeats", 1)),
         "generation": {k: v for k, v in cfg.get("generation_kwargs", {}).items() if k != "until"} or None,
@@ -307,7 +332,10 @@ def run_task(
         "max_gen_toks": max_gen_toks,
         "seed": seed,
         "wall_s": round(wall, 2),
+        "data": identities.get("test"),  # the split scored: {file, sha256, records}; None for a hub dataset
     }
+    if summary["data"] is not None:
+        check_scored(summary, summary["data"], f"task {task}")
     return summary, samples
 
 

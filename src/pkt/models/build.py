@@ -81,7 +81,7 @@ def pretrain(
     from datasets import Dataset
     from transformers import AutoTokenizer, LlamaForCausalLM, Trainer, TrainingArguments, default_data_collator
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(with_tokenizer(tokenizer_dir))
     docs = [r["text"] for r in read_jsonl(corpus_path)]
     n_blocks = train["steps"] * train["batch_size"]
     blocks, corpus_tokens = pack_corpus(docs, tokenizer, train["seq_len"], train["seed"], n_blocks)
@@ -168,7 +168,21 @@ def load_tokenizer(model_dir: str | os.PathLike[str]):
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no model at {path} (config.json missing): run prepare_model first")
-    return ensure_pad_token(AutoTokenizer.from_pretrained(path))
+    return ensure_pad_token(AutoTokenizer.from_pretrained(with_tokenizer(path)))
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # fast, sentencepiece, BPE vocabulary
+
+
+def with_tokenizer(path: str | os.PathLike[str]) -> Path:
+    """``path``, refused with its name if it holds no tokenizer file. Snakemake checks a directory output by
+    its existence only, so a model folder that lost its tokenizer.json dry-runs as complete; transformers
+    would then ask for sentencepiece, naming neither the folder nor the file."""
+    folder = Path(path)
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{folder}: no tokenizer ({' / '.join(TOKENIZER_FILES)} missing); restore the folder "
+                                f"(dvc checkout) or rerun the job that wrote it (snakemake --forcerun on {folder})")
+    return folder
 
 
 def saved_config(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
