@@ -85,10 +85,11 @@ def test_evaluation_records_the_split_it_scored(data):
 
 
 def test_a_scored_count_other_than_the_manifest_is_refused():
-    identity = {"file": "toy_mmlu/test.jsonl", "sha256": "0" * 64, "records": 420}
+    identity = {"file": "toy_mmlu/test.jsonl", "sha256": "0" * 64, "records": 420, "listed": True}
     with pytest.raises(DataError, match="scored 100 items of toy_mmlu/test.jsonl, which has 420 records"):
         check_scored({"n": 100, "limit": None}, identity, "task toy_mmlu")
     check_scored({"n": 20, "limit": 20}, identity, "task toy_mmlu")  # a limited run scores fewer, by design
+    check_scored({"n": 500, "limit": None}, {**identity, "listed": False}, "task paper_mbpp")  # a benchmark's own
 
 
 def test_the_tables_refuse_a_result_scored_on_another_version(data):

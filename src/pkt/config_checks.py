@@ -9,18 +9,23 @@ milliseconds.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from pkt.rows import FIXED
+from pkt.rows import BUILTIN, FIXED
+
+TASK_PREFIXES = ("toy_", "paper_")  # the project's own tasks (the toy world's, the papers' protocol): YAMLs here
 
 
 class ConfigError(ValueError):
     """A config value that is well-typed but inconsistent with another."""
 
 
-def config_errors(config: dict[str, Any]) -> list[str]:
-    """Every cross-reference problem of a schema-valid config, as messages naming the keys."""
-    errors = []
+def config_errors(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Every cross-reference problem of a schema-valid config, as messages naming the keys; with ``tasks_dir``
+    (workflow/tasks) also the evaluated tasks against their YAMLs (:func:`task_file_errors`)."""
+    errors = [] if tasks_dir is None else task_file_errors(config["evaluation"], tasks_dir)
     models = config["models"]
     for name, m in models.items():
         if m["hidden_size"] % m["num_heads"]:
@@ -45,10 +50,11 @@ def config_errors(config: dict[str, Any]) -> list[str]:
     if "laten" in config["methods"]:
         errors += _laten_errors(config)
     errors += _task_key_errors(config)
+    errors += run_name_errors(config)
     sem = config.get("semalign", {})
     checked = {"analysis_task": sem.get("analysis_task"), "ablation.task": sem.get("ablation", {}).get("task")}
     for key, task in checked.items():
-        if "semalign" in config["methods"] and task not in config["evaluation"]["tasks"]:
+        if "semalign" in config["methods"] and task is not None and task not in config["evaluation"]["tasks"]:
             errors.append(f"semalign.{key}: {task!r} is not one of evaluation.tasks {config['evaluation']['tasks']}")
     if config["evaluation"].get("backend") == "vllm" and config["device"] == "cpu":
         errors.append("evaluation.backend: vllm serves models on a GPU, but device is cpu (use hf, or device auto)")
@@ -87,6 +93,49 @@ def _model_source_errors(name: str, m: dict[str, Any]) -> list[str]:
               for key in ("corpus", "pretrain") if key not in m]
     if "pretrain" in m and m["pretrain"]["seq_len"] > m.get("max_position_embeddings", 512):
         errors.append(f"models.{name}.pretrain.seq_len exceeds models.{name}.max_position_embeddings")
+    return errors
+
+
+def task_yaml(tasks_dir: str | os.PathLike[str], task: str) -> dict[str, Any] | None:
+    """A task's YAML in ``tasks_dir`` as plain data (``!function`` tags read as None), or None where it has none:
+    read without lm-eval, whose import takes seconds, so that the DAG can be planned from it."""
+    import yaml
+
+    path = Path(tasks_dir) / f"{task}.yaml"
+    if not path.is_file():
+        return None
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load(path.read_text(), Loader=Loader) or {}
+
+
+def task_file_errors(evaluation: dict[str, Any], tasks_dir: str | os.PathLike[str]) -> list[str]:
+    """``evaluation.tasks`` against the task YAMLs, one line per problem naming ``evaluation.tasks[i]``.
+
+    A toy_*/paper_* name is one of the project's own tasks, so its YAML must be in ``tasks_dir``; a YAML must be
+    named after its ``task:`` key (lm-eval reports a task under that key). Any other name without a YAML is left
+    to lm-eval's registry (``arc_easy``): looking it up here would import lm-eval at every parse, so evaluation
+    names it if lm-eval does not know it either (pkt.evaluation.tasks.registered_config). ``evaluation.sampling``
+    of a YAML task that does not generate is named too (a registered one's is refused at evaluation).
+    """
+    where, errors = "/".join(Path(tasks_dir).parts[-2:]), []
+    for task in evaluation.get("sampling") or {}:
+        kind = (task_yaml(tasks_dir, task) or {}).get("output_type", "generate_until")
+        if kind != "generate_until":
+            errors.append(f"evaluation.sampling.{task}: {task} does not generate (output_type {kind}); sampling "
+                          "applies to generate_until tasks")
+    for i, task in enumerate(evaluation["tasks"]):
+        cfg = task_yaml(tasks_dir, task)
+        if cfg is None and task.startswith(TASK_PREFIXES):
+            errors.append(f"evaluation.tasks[{i}]: {task!r} is neither a YAML in {where} ({task}.yaml) nor an "
+                          f"lm-eval task ({'/'.join(p + '*' for p in TASK_PREFIXES)} are this project's own; "
+                          "README: Add a task)")
+        elif cfg is not None and cfg.get("task") != task:
+            errors.append(f"evaluation.tasks[{i}]: {where}/{task}.yaml names task {cfg.get('task')!r}; a task's "
+                          "YAML is named after its task: key, which lm-eval reports it under")
     return errors
 
 
@@ -238,7 +287,9 @@ def semalign_settings(config: dict[str, Any], task: str) -> dict[str, Any]:
 
 def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> dict[str, dict[str, Any]]:
     """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and the
-    method's own, with its per-task entries applied where it has them (semalign.align.tasks, laten.tasks)."""
+    method's own, with its per-task entries applied where it has them (semalign.align.tasks, laten.tasks). A
+    method that is not built in has the lora section and its own, ``<method>:`` (its fields beyond LoraSettings,
+    defaults filled in from its dataclass by the schema: pkt.methods.schema)."""
     lora = {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
     if method in FIXED:  # a row with settings fixed over its method's section (semalign_cosine)
         base, fixed = FIXED[method]
@@ -255,13 +306,38 @@ def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> di
                     "layer_weight": fit["weights"]["layer"], "ce_weight": fit["weights"]["ce"]}
         if method == "laten":
             return task_section(config["laten"], task)
+        if method not in BUILTIN:
+            return {**config["lora"], **config.get(method, {})}
         return dict(config["lora"])
 
     return {task: of(task) for task in tasks}
 
 
-def check_config(config: dict[str, Any]) -> None:
+def check_config(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | None = None) -> None:
     """Raise one ConfigError listing every problem found by :func:`config_errors`."""
-    errors = config_errors(config)
+    errors = config_errors(config, tasks_dir)
     if errors:
         raise ConfigError(f"invalid config ({len(errors)} problem{'s' * (len(errors) > 1)}):\n  " + "\n  ".join(errors))
+
+
+def semalign_tasks(config: dict[str, Any]) -> dict[str, Any]:
+    """``semalign.analysis_task`` and ``semalign.ablation`` with a null task resolved to one of the run's own
+    (config/config.yaml leaves both null, so an overlay for another pair never inherits a toy task): the analysis
+    on the run's HumanEval task, as the paper's figures, else its first; the ablation on toy_mmlu where it is
+    evaluated (its held-out facts ask the transfer question), else the HumanEval task, else the first."""
+    sem, tasks = config["semalign"], config["evaluation"]["tasks"]
+    humaneval = [t for t in tasks if t.endswith("_humaneval")]
+    first = (humaneval or tasks)[0]
+    analysis = sem.get("analysis_task") or first
+    ablation = sem["ablation"].get("task") or ("toy_mmlu" if "toy_mmlu" in tasks else first)
+    return {"analysis_task": analysis, "ablation": {**sem["ablation"], "task": ablation}}
+
+
+def run_name_errors(config: dict[str, Any]) -> list[str]:
+    """A run of hub models (or the papers' data) under run_name toy would write over the toy run's tracked
+    results (results/toy: tables, DVC outputs): its run needs a name of its own."""
+    hub = [name for name, m in config["models"].items() if "hub" in m]
+    if config["run_name"] == "toy" and (hub or config["data"]["source"] != "toy"):
+        return [f"run_name: required for this run ({'hub models ' + ', '.join(hub) if hub else 'data.source paper'}); "
+                "run_name toy is the toy run's, whose results/toy it would overwrite"]
+    return []

@@ -66,6 +66,9 @@ def describe(error: ValidationError) -> str:
         return f"{where}: {value!r} is out of range (must be {bound} {error.validator_value})"
     if kind == "required":
         return f"{where}: {error.message}"
+    if kind == "anyOf" and all(set(alt) == {"required"} for alt in error.validator_value):
+        keys = " or ".join(k for alt in error.validator_value for k in alt["required"])
+        return f"{where}: needs {keys}"
     return f"{where}: {error.message}"
 
 

@@ -1,23 +1,31 @@
 # Validation, wildcard constraints, paths and input functions. No rules here.
 
-from pkt.config_checks import active, check_config, table_reference, tasks_of
+from pkt.config_checks import active, check_config, table_reference, task_yaml, tasks_of
 from pkt.config_checks import train_settings as resolved_train
 from pkt.config_checks import method_settings as resolved_method, semalign_settings as resolved_semalign
+from pkt.config_checks import semalign_tasks
 from pkt.config_schema import check_schema
 from pkt.data import SOURCES as DATA_SOURCES
 from pkt.evaluation.tasks import declared_samples
-from pkt.methods import base_method, method_module
+from pkt.models.hub_config import resolve_models
+from pkt.methods import method_module
+from pkt.methods.schema import schema_file
 from pkt.resources import job_resources, parameter_count
+from pkt.rows import INPUTS, method_spec
 from pkt.runtime import pin_cpu
 from pkt.sources import relative_files
 from pkt.transfer_probe import PROBE_ROWS, PROBE_TASK, probe_settings
 from snakemake.utils import validate
 
 
-check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # every problem, one line each
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)  # valid: this fills in the defaults
+# The schema file, plus the section of any method that is not built in (from its dataclass: pkt.methods.schema).
+with schema_file(f"{workflow.basedir}/workflow/schemas/config.schema.yaml", config) as schema_path:
+    check_schema(config, schema_path)  # every problem, one line each
+    validate(config, schema=schema_path, set_default=True)  # valid: this fills in the defaults
 config.update(active(config))  # the data source's models and pairs (a paper config keeps the toy defaults)
-check_config(config)
+config["models"] = resolve_models(config["models"])  # hub sizes from config.json; toy defaults for toy models only
+config["semalign"].update(semalign_tasks(config))  # null analysis/ablation tasks: the run's own
+check_config(config, tasks_dir=f"{workflow.basedir}/workflow/tasks")  # evaluation.tasks: their YAMLs too
 config["tables"]["reference"] = table_reference(config)  # null: lora when it runs, else the student
 pin_cpu(config["reproducible_cpu"])  # before any job's torch loads: every job inherits the environment
 
@@ -145,21 +153,27 @@ def pair_teacher_dir(wildcards):
     return f"{RUN}/models/{config['pairs'][wildcards.pair]['teacher']}"
 
 
+# Where the workflow makes each input a method may need (its class's ``needs``, pkt.rows.INPUTS), and the file
+# the DAG waits on inside a folder that is not a rule's directory() output.
+METHOD_INPUTS = {
+    "targets": "{run}/targets/{pair}/{task}",  # teacher_targets
+    "extract": "{run}/extract/{pair}/{task}",  # extract_seeking
+    "teacher": "{run}/models/{teacher}",  # the pair's teacher
+    "align_split": "{run}/data/{task}/align.jsonl",
+    "extract_split": "{run}/data/{task}/extract.jsonl",
+}
+METHOD_INPUT_FILES = {"extract": "factors.safetensors"}
+if set(METHOD_INPUTS) != set(INPUTS):
+    raise ValueError(f"METHOD_INPUTS {sorted(METHOD_INPUTS)} must make every one of pkt.rows.INPUTS {sorted(INPUTS)}")
+
+
 def method_task_inputs(wildcards):
-    """{task: {input name: path}} handed to each task's training (pkt.train's ``inputs``)."""
-    pair, run = wildcards.pair, RUN
-    by_method = {
-        "seeking": lambda task: {"extract": f"{run}/extract/{pair}/{task}"},
-        "semalign": lambda task: {"targets": f"{run}/targets/{pair}/{task}",
-                                  "align_split": f"{run}/data/{task}/align.jsonl"},
-        "kd": lambda task: {"targets": f"{run}/targets/{pair}/{task}"},
-        "fitnet": lambda task: {"targets": f"{run}/targets/{pair}/{task}"},
-        "laten": lambda task: {"teacher": pair_teacher_dir(wildcards),
-                               "extract_split": f"{run}/data/{task}/extract.jsonl",
-                               "align_split": f"{run}/data/{task}/align.jsonl"},
-    }
-    inputs = by_method.get(base_method(wildcards.method), lambda task: {})
-    return {task: inputs(task) for task in EVAL_TASKS}
+    """{task: {input name: path}} handed to each task's training (pkt.train's ``inputs``): the inputs the method's
+    class ``needs``, in its order (pkt.rows.method_spec: read from its source, without importing it)."""
+    pair = wildcards.pair
+    where = {"run": RUN, "pair": pair, "teacher": config["pairs"][pair]["teacher"]}
+    needs = method_spec(wildcards.method).needs
+    return {task: {name: METHOD_INPUTS[name].format(task=task, **where) for name in needs} for task in EVAL_TASKS}
 
 
 def method_inputs(wildcards):
@@ -167,8 +181,8 @@ def method_inputs(wildcards):
     named = {}
     for by_name in method_task_inputs(wildcards).values():
         for name, path in by_name.items():
-            if wildcards.method == "seeking":
-                path = f"{path}/factors.safetensors"
+            if name in METHOD_INPUT_FILES:
+                path = f"{path}/{METHOD_INPUT_FILES[name]}"
             named.setdefault(name, [])
             if path not in named[name]:
                 named[name].append(path)
@@ -231,7 +245,9 @@ def eval_inputs(wildcards):
     """Model directory, task YAMLs, the toy test splits, and (methods) every task's adapter."""
     inputs = {
         "model": f"{RUN}/models/{eval_model_name(wildcards)}",
-        "tasks": [f"workflow/tasks/{task}.yaml" for task in EVAL_TASKS],
+        # A task lm-eval registers has no YAML here; the folder is named by utils.py when no task has one.
+        "tasks": [f"workflow/tasks/{task}.yaml" for task in EVAL_TASKS
+                  if task_yaml(f"{workflow.basedir}/workflow/tasks", task) is not None] or ["workflow/tasks/utils.py"],
         "data": [f"{RUN}/data/{task}/test.jsonl" for task in EVAL_TASKS if task.startswith("toy_")],
     }
     if wildcards.method != "vanilla":

@@ -264,21 +264,70 @@ def protocol_config(cfg: dict[str, Any], protocol: str) -> tuple[dict[str, Any],
 
 
 def declared_samples(tasks_dir, task: str, sampling: dict[str, Any] | None = None) -> int:
-    """Generations per item of a task: ``evaluation.sampling[task].samples``, else its YAML's ``repeats`` (1).
+    """Generations per item of a task: ``evaluation.sampling[task].samples``, else its YAML's ``repeats`` (1; also
+    for a task lm-eval registers, which has no YAML here).
 
     Read without lm-eval (its ``!function`` tags are skipped), so a Snakefile can size an evaluate job's time
     by it before anything runs: a sampled HumanEval generates 20 times what a greedy one does.
     """
-    from pathlib import Path
-
-    import yaml
+    from pkt.config_checks import task_yaml
 
     if (sampling or {}).get(task, {}).get("samples") is not None:
         return int(sampling[task]["samples"])
+    return int((task_yaml(tasks_dir, task) or {}).get("repeats", 1))
 
-    class Loader(yaml.SafeLoader):
-        pass
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    path = Path(tasks_dir) / f"{task}.yaml"
-    return int((yaml.load(path.read_text(), Loader=Loader) or {}).get("repeats", 1))
+# --------------------------------------------------------------------------- any other task
+# evaluation.tasks is open: besides the tasks above, a YAML added to workflow/tasks (README: Add a task) or a task
+# lm-eval registers. Their prompt and metric are the task's own; pkt.report.columns gives each a table column.
+
+
+class UnknownTask(FileNotFoundError):
+    """A task that is neither a YAML in workflow/tasks nor a task lm-eval registers."""
+
+
+def registered_config(task: str, tasks_dir: Any = "workflow/tasks") -> dict[str, Any]:
+    """The config dict of a task lm-eval registers (its own YAML, ``!function`` tags resolved, ``include`` merged),
+    for a name with no YAML in ``tasks_dir``: evaluated as lm-eval defines it, its metric its metric_list's.
+
+    A toy_*/paper_* name is the project's own and is not looked up (its YAML is missing). Raises
+    :class:`UnknownTask` in one line naming the task where lm-eval has no such name, and where the name is a group
+    or tag of several tasks (the tables take one score per task: name its tasks, or write a YAML of one's own).
+    Indexing lm-eval's tasks takes seconds, so this runs only at evaluation.
+    """
+    from importlib.metadata import version
+
+    from lm_eval.tasks._yaml_loader import load_yaml  # the loader TaskManager itself uses
+
+    from pkt.config_checks import TASK_PREFIXES
+
+    if task.startswith(TASK_PREFIXES):
+        raise UnknownTask(f"evaluation.tasks: no lm-eval task {task!r}: {tasks_dir}/{task}.yaml does not exist "
+                          "(toy_*/paper_* tasks are this project's own YAMLs; README: Add a task)")
+    entry = _registry().task_index.get(task)
+    if entry is None:
+        raise UnknownTask(f"evaluation.tasks: no lm-eval task {task!r}: neither {tasks_dir}/{task}.yaml exists nor "
+                          f"does lm-eval {version('lm_eval')} register it (`lm-eval ls subtasks` lists its tasks)")
+    kind = entry.kind.name.lower()
+    if kind not in ("task", "py_task") or entry.yaml_path is None:
+        raise UnknownTask(f"evaluation.tasks: {task!r} is an lm-eval {kind.replace('py_', 'python ')}, not a task "
+                          "with a YAML: the tables take one score per task, so name its tasks, or write a YAML")
+    cfg = load_yaml(entry.yaml_path, resolve_func=True)
+    cfg.pop("tag", None), cfg.pop("group", None)
+    return {**cfg, "task": task}
+
+
+@functools.cache
+def _registry():
+    """lm-eval's own task index, built once per process (seconds)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_defaults=True)
+
+
+def prompt_protocol(task: str, protocol: str) -> str:
+    """How a task's prompts reached the model, for its result: the toy chat format, the paper protocol of a paper
+    task (:data:`PAPER_TURNS`), else the task's own prompt (its YAML's, 0-shot)."""
+    if task in PAPER_TURNS:
+        return protocol
+    return "toy chat format" if task.startswith("toy_") else "the task's own prompt, 0-shot"

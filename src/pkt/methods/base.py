@@ -6,21 +6,25 @@ a peft model (standard LoRA, or LoRA initialised from extracted teacher weights)
 ``export_adapter``, which saves a plain peft adapter for the vanilla student whatever the method did to
 the base weights during training. ``pkt.train``
 is the one trainer for all of them.
+
+What the workflow needs of a method are literal class attributes beside its ``name``: its table row's ``label``
+and the inputs it ``needs`` (:data:`pkt.rows.INPUTS`), which :mod:`pkt.rows` reads from the source without
+importing it (:func:`register` checks the two agree). A method that is not built in is a module
+``pkt.methods.<name>`` (or a package's ``method``), found by its name (README "Add a method").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pkt.rows import FIXED
+from pkt.rows import BUILTIN, FIXED, INPUTS, method_file, registered_in
 
 REGISTRY: dict[str, type[Method]] = {}
-BUILTIN = ("lora", "seeking", "semalign", "laten", "kd", "fitnet")  # pkt.methods.<name>, a module or a package
 
 
 def base_method(name: str) -> str:
@@ -53,6 +57,9 @@ class Method:
     """Base class: standard LoRA, no auxiliary loss. Subclasses override the hooks they need."""
 
     name: ClassVar[str] = ""
+    # Read from the source by the workflow (pkt.rows.method_spec), so literals in the registered class's own body:
+    label: ClassVar[str] = ""  # the table row's name (pkt.report.tables.ROWS); "" = the name
+    needs: ClassVar[tuple[str, ...]] = ()  # the workflow's inputs it reads from self.inputs (pkt.rows.INPUTS)
     config_class: ClassVar[type] = LoraSettings
     extra_keys: ClassVar[tuple[str, ...]] = ()  # batch fields for aux_loss, kept from the model (example_index)
 
@@ -117,28 +124,43 @@ class Method:
 
 
 def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available to ``pkt.train`` under ``cls.name``."""
+    """Class decorator: make a method available to ``pkt.train`` under ``cls.name``.
+
+    A class of a ``pkt.methods`` module must carry the ``label`` and ``needs`` that :mod:`pkt.rows` reads from its
+    source, where the workflow gets them: one inherited, or computed, would differ, and is refused here.
+    """
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    unknown = [n for n in cls.needs if n not in INPUTS]
+    if unknown:
+        raise ValueError(f"method {cls.name!r} needs {unknown}, which the workflow does not make ({INPUTS})")
+    module = sys.modules.get(cls.__module__)
+    if cls.__module__.startswith("pkt.methods.") and getattr(module, "__file__", None):
+        read = registered_in(Path(module.__file__)).get(cls.name)
+        if read is None or (read.label, read.needs) != (cls.label or cls.name, tuple(cls.needs)):
+            raise ValueError(f"method {cls.name!r}: label {cls.label!r} and needs {cls.needs!r} must be literals in "
+                             f"the body of {cls.__name__}, where the workflow reads them without importing it "
+                             f"(read: {read})")
     REGISTRY[cls.name] = cls
     return cls
 
 
 def method_module(name: str) -> str:
     """The module that registers method ``name`` (or a :data:`FIXED` row's method): ``pkt.methods.<name>``, or
-    ``.method`` of its package."""
+    ``.method`` of its package; built in or not (:func:`pkt.rows.method_file`)."""
     name = base_method(name)
-    if name not in BUILTIN:
-        raise KeyError(f"unknown method {name!r}; built in: {sorted(BUILTIN)}")
-    package = f"pkt.methods.{name}"
-    return f"{package}.method" if importlib.util.find_spec(package).submodule_search_locations else package
+    path = method_file(name)
+    if path is None:
+        raise KeyError(f"unknown method {name!r}; built in: {sorted(BUILTIN)}, or a module src/pkt/methods/"
+                       f"{name}.py (README: Add a method)")
+    return f"pkt.methods.{name}" if path.name == f"{name}.py" else f"pkt.methods.{name}.{path.stem}"
 
 
 def get_method(name: str) -> type[Method]:
-    """The class registered as ``name`` (a :data:`FIXED` row: its method's), importing its module first if it is
-    a built-in one."""
+    """The class registered as ``name`` (a :data:`FIXED` row: its method's), importing its module first (built in,
+    or ``pkt.methods.<name>``)."""
     name = base_method(name)
-    if name not in REGISTRY and name in BUILTIN:
+    if name not in REGISTRY and method_file(name) is not None:
         importlib.import_module(method_module(name))
     if name not in REGISTRY:
         raise KeyError(f"unknown method {name!r}; registered: {sorted(set(REGISTRY) | set(BUILTIN))}")

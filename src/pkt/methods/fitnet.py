@@ -68,6 +68,8 @@ class FitNet(SemAlign):
     """Layer distillation at SemAlign's pairs through learned projectors (module docstring)."""
 
     name = "fitnet"
+    label = "FitNet"
+    needs = ("targets",)  # no alignment phase
     config_class = FitNetSettings
 
     @property

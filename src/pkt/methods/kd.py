@@ -53,6 +53,8 @@ class KD(Method):
     """Standard LoRA; the loss mixes the supervised CE with the KL to the stored teacher logits."""
 
     name = "kd"
+    label = "KD"
+    needs = ("targets",)
     config_class = KDSettings
     extra_keys: ClassVar[tuple[str, ...]] = ("example_index",)
 

@@ -10,4 +10,5 @@ class Lora(Method):
     """Standard LoRA init (A Kaiming-uniform, B zero), supervised loss on response tokens only."""
 
     name = "lora"
+    label = "LoRA"
     config_class = LoraSettings

@@ -34,7 +34,8 @@ CHECKED = {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num
            "tie_word_embeddings": "tie_word_embeddings"}
 
 
-def snapshot(repo_id: str, revision: str, local_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str | None]:
+def snapshot(repo_id: str | None, revision: str,
+             local_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str | None]:
     """(folder holding the model's files, resolved commit or None for a local folder)."""
     if local_dir is not None:
         folder = Path(local_dir)
@@ -91,10 +92,10 @@ def check_sizes(name: str, arch: dict[str, Any], config_json: dict[str, Any]) ->
 def prepare_hub_model(name: str, arch: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Snapshot ``models.<name>.hub`` and write ``out_dir``: links to its files and ``provenance.json``."""
     hub = arch["hub"]
-    folder, commit = snapshot(hub["repo_id"], hub["revision"], hub.get("local_dir"))
+    folder, commit = snapshot(hub.get("repo_id"), hub.get("revision", "main"), hub.get("local_dir"))  # local_dir: no id
     check_sizes(name, arch, json.loads((folder / "config.json").read_text()))
     files = model_files(folder)
-    provenance = {"name": name, "repo_id": hub["repo_id"], "revision": hub["revision"], "commit": commit,
+    provenance = {"name": name, "repo_id": hub.get("repo_id"), "revision": hub.get("revision"), "commit": commit,
                   "source": str(folder) if commit is None else "hub", "files": files, "identity": identity(files)}
     with atomic_dir(out_dir) as tmp:
         for rel in files:
@@ -102,7 +103,7 @@ def prepare_hub_model(name: str, arch: dict[str, Any], out_dir: str | os.PathLik
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to((folder / rel).resolve())
         write_json(Path(tmp) / "provenance.json", provenance)
-    log.info("%s: %s @ %s (commit %s), %d files, identity %s", name, hub["repo_id"], hub["revision"], commit,
+    log.info("%s: %s @ %s (commit %s), %d files, identity %s", name, hub.get("repo_id"), hub.get("revision"), commit,
              len(files), provenance["identity"][:16])
     return provenance
 

@@ -3,8 +3,9 @@
 Rows: Student, Teacher (the vanilla models), then LoRA and each transfer method that has run;
 columns: the four benchmarks (MMLU followed by its held-out and control subsets where the eval has
 them), the average, and the gap to the teacher (SemAlign's "average gap": the mean over benchmarks of
-|teacher - row|); average and gap are over the four benchmarks only. Scores are percentages, mean +-
-std over seeds. Methods that have not run are absent, never filled in.
+|teacher - row|); average and gap are over the four benchmarks only. A task besides those four gets a column
+of its own after them, named by the task (``pkt.report.columns``), and the caption says so. Scores are
+percentages, mean +- std over seeds. Methods that have not run are absent, never filled in.
 
 A second table gives every row minus a reference row (LoRA) with an interval over test items and
 training seeds (``vs_reference``, ``pkt.report.stats.paired_interval``), from the per-item scores each eval
@@ -25,15 +26,22 @@ import numpy as np
 import pandas as pd
 
 from pkt.io import atomic_path, write_json, write_text
+from pkt.report.columns import (  # noqa: F401 - benchmark_of: re-exported
+    BENCHMARKS,
+    benchmark_of,
+    column_of,
+    extra_columns,
+    extras_note,
+    score_columns,
+    subset_column,
+    task_columns,
+)
 from pkt.report.stats import paired_interval
+from pkt.rows import row_labels
 
-BENCHMARKS = {"mmlu": "MMLU", "gsm8k": "GSM8K", "humaneval": "HumanEval", "mbpp": "MBPP"}
-SUBSETS = {"held_out": "held-out", "control": "control"}  # item group -> suffix of its extra column
-# Each benchmark is followed by its subsets (only toy_mmlu has any): MMLU, MMLU held-out, MMLU control, GSM8K...
-COLUMNS = [c for b in BENCHMARKS.values() for c in (b, *(f"{b} {s}" for s in SUBSETS.values()))]
-ROWS = {"student": "Student", "teacher": "Teacher", "lora": "LoRA", "seeking": "Seeking", "semalign": "SemAlign",
-        "semalign_logit": "SemAlign (logit map)", "semalign_cosine": "SemAlign (cosine map)",
-        "laten": "LaTen", "kd": "KD", "fitnet": "FitNet"}
+# {row: label} in the papers' order: the vanilla models, then each method's ``label`` (read from its class's
+# source, without importing it: pkt.rows.row_labels), a new method's after the built-in ones.
+ROWS = {"student": "Student", "teacher": "Teacher", **row_labels()}
 MARK = "†"  # after the model name of a row identical to an earlier one (``identical_rows``)
 # What the interval covers, for the captions (``paired_interval``).
 COVERS = ("test items (resampled by template cluster where items share one) and training seeds of one pretrained "
@@ -42,21 +50,6 @@ COVERS = ("test items (resampled by template cluster where items share one) and 
           "own, and a cell with one seed on both sides covers test items only")
 
 log = logging.getLogger(__name__)
-
-
-def benchmark_of(task: str) -> str:
-    """'toy_gsm8k' / 'paper_gsm8k' -> 'GSM8K'."""
-    key = task.split("_", 1)[-1]
-    if key not in BENCHMARKS:
-        raise ValueError(f"task {task!r} is not one of the four benchmarks {sorted(BENCHMARKS)}")
-    return BENCHMARKS[key]
-
-
-def subset_column(benchmark: str, group: str) -> str:
-    """('MMLU', 'held_out') -> 'MMLU held-out': the extra column of the items of one group."""
-    if group not in SUBSETS:
-        raise ValueError(f"item group {group!r} is not one of {sorted(SUBSETS)}")
-    return f"{benchmark} {SUBSETS[group]}"
 
 
 def code_path(result: dict[str, Any]) -> str:
@@ -71,8 +64,9 @@ def code_path(result: dict[str, Any]) -> str:
 
 def _results(paths: Iterable[str | os.PathLike[str]],
              pairs: dict[str, dict[str, str]]) -> Iterator[tuple[dict[str, Any], str, list[tuple[str, str]]]]:
-    """Each eval JSON with its benchmark and the (pair, row) cells it fills: a vanilla result names a model
-    in the pair slot and is the student or teacher row of every pair that model belongs to."""
+    """Each eval JSON with its column (``pkt.report.columns.column_of``: a benchmark, or the task's own) and the
+    (pair, row) cells it fills: a vanilla result names a model in the pair slot and is the student or teacher
+    row of every pair that model belongs to."""
     tasks: dict[str, str] = {}
     paths_by_pins: dict[str, str] = {}
     for path in paths:
@@ -82,7 +76,7 @@ def _results(paths: Iterable[str | os.PathLike[str]],
             (one, a), (other, b) = list(paths_by_pins.items())[:2]
             raise ValueError(f"results made on different CPU code paths would share a table: {a} ({one}) and {b} "
                              f"({other}); rerun them under one reproducible_cpu setting (pkt.runtime.CPU_PINS)")
-        bench = benchmark_of(r["task"])
+        bench = column_of(r["task"])
         if tasks.setdefault(bench, r["task"]) != r["task"]:
             raise ValueError(f"tasks {tasks[bench]!r} and {r['task']!r} both fill the {bench} column ({path}): "
                              "a table holds one task per benchmark; put the other in a run of its own")
@@ -151,10 +145,11 @@ def _row_order(table: pd.DataFrame) -> pd.DataFrame:
 def main_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """Indexed by (pair, row) in the papers' row order; columns (stat, column) for stat in mean/std/seeds.
 
-    Average and Gap to teacher are over the four main benchmarks only, never their subsets.
+    Average and Gap to teacher are over the four main benchmarks only, never their subsets nor another task's
+    column (``pkt.report.columns.extra_columns``: after the benchmarks in the frame, after Gap when formatted).
     """
     present = set(tidy["benchmark"])
-    columns = [c for c in COLUMNS if c in present]
+    columns = score_columns(present)
     main = [b for b in BENCHMARKS.values() if b in present]
     per_seed = tidy.pivot_table(index=["pair", "row", "seed"], columns="benchmark", values="score")[columns]
     per_seed["Average"] = per_seed[main].mean(axis=1, skipna=False)
@@ -212,7 +207,7 @@ def identical_rows(items: pd.DataFrame) -> dict[tuple[str, str], str]:
     seed: e.g. LaTen equal to the vanilla Student when its translated update changes no answer. Such a row
     is a copy: its cells and stars are the other row's, not evidence about its method."""
     order = {k: i for i, k in enumerate(ROWS)}
-    main = items[items["benchmark"].isin(list(BENCHMARKS.values()))]  # subsets repeat these items
+    main = items[items["benchmark"].isin(task_columns(set(items["benchmark"])))]  # subsets repeat these items
     found: dict[tuple[str, str], str] = {}
     for pair, frame in main.groupby("pair", sort=True):
         scores = {row: {b: _by_seed_and_item(cell, f"{pair}/{row} on {b}") for b, cell in g.groupby("benchmark")}
@@ -243,7 +238,7 @@ def vs_reference(items: pd.DataFrame, reference: str = "lora", n_boot: int = 100
     enter the interval (paired / row / reference / both / none) and ("identical_to", "") the earlier row it
     copies (``identical_rows``) or ""; empty (and logged) when no pair has the reference row.
     """
-    columns = [c for c in COLUMNS if c in set(items["benchmark"])]
+    columns = score_columns(set(items["benchmark"]))
     cells = {key: cell for key, cell in items.groupby(["pair", "row", "benchmark"], sort=False)}
     seeds = items.groupby(["pair", "row"])["seed"].unique()
     copies = identical_rows(items)
@@ -293,13 +288,18 @@ def vs_reference(items: pd.DataFrame, reference: str = "lora", n_boot: int = 100
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Strings as printed in the papers: '49.60', or '49.60 ± 1.20' when there are several seeds."""
+    """Strings as printed in the papers: '49.60', or '49.60 ± 1.20' when there are several seeds ('' for no value);
+    the other tasks' columns follow Gap to teacher, as they are outside Average and Gap."""
     pairs = table.index.get_level_values("pair")
     out = pd.DataFrame({"Pair": pairs, "Model": [ROWS.get(r, r) for r in table.index.get_level_values("row")]})
-    for c in table["std"].columns:
-        out[c] = [f"{m:.2f}" + (f" ± {s:.2f}" if pd.notna(s) else "")
-                  for m, s in zip(table[("mean", c)], table[("std", c)])]
+    extras = extra_columns(table["std"].columns)
+    cells = {c: ["" if pd.isna(m) else f"{m:.2f}" + (f" ± {s:.2f}" if pd.notna(s) else "")
+                 for m, s in zip(table[("mean", c)], table[("std", c)])] for c in table["std"].columns}
+    for c in (c for c in table["std"].columns if c not in extras):
+        out[c] = cells[c]
     out["Gap to teacher"] = [f"{g:.2f}" if pd.notna(g) else "" for g in table[("mean", "Gap to teacher")]]
+    for c in extras:
+        out[c] = cells[c]
     out["Seeds"] = table[("seeds", "")].astype(int).to_numpy()
     return out.drop(columns="Pair") if len(set(pairs)) == 1 else out
 
@@ -355,7 +355,7 @@ def write_tables(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.
     published rows there) and is written as given (Markdown keeps '+0.06' and '2.50' as they are); the
     metrics are always the reproduced rows' means only. ``identical`` (``identical_rows``) marks the rows that
     copy an earlier one: MARK and a footnote in Markdown and LaTeX, the copied row's key in the CSV's last
-    column ``identical_to`` ('' elsewhere).
+    column ``identical_to`` ('' elsewhere). The caption gains a sentence on any other task's column (``extras_note``).
     """
     given = shown is not None
     shown = shown if given else formatted(table)
@@ -365,7 +365,7 @@ def write_tables(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.
         flagged.loc[_identical_mask(shown, pair, row), "identical_to"] = other
     with atomic_path(csv) as tmp:
         flagged.to_csv(tmp, index=False)
-    note = identical_note(identical)
+    note = " ".join(n for n in (extras_note(table["mean"].columns), identical_note(identical)) if n)
     caption = f"{caption.rstrip(' .')}. {note}" if note else caption
     shown = mark_identical(shown, identical)
     write_text(md, f"{caption}\n\n" + shown.to_markdown(index=False, disable_numparse=given) + "\n")
@@ -398,7 +398,7 @@ def write_vs_reference(table: pd.DataFrame, csv: str | os.PathLike[str], md: str
     LaTeX with cells '+3.25 [-1.10, +7.60]*' and MARK on a row that copies an earlier one; the caption is
     followed by a note on how to read the cells and what the interval covers."""
     ref = table.attrs.get("reference", "lora")
-    note = vs_note(table)
+    note = " ".join(n for n in (vs_note(table), extras_note(table.get("diff", pd.DataFrame()).columns, False)) if n)
     full = f"{caption.rstrip(' .')}. {note}" if caption.strip() else note
     if table.empty:
         write_text(csv, "pair,row,model,seeds\n")

@@ -35,6 +35,8 @@ class Laten(Method):
     """No Trainer: :meth:`fit` aligns a translator and writes the injected delta as an adapter."""
 
     name = "laten"
+    label = "LaTen"
+    needs = ("teacher", "extract_split", "align_split")
     config_class = LatenSettings
 
     def _input(self, key: str) -> Path:

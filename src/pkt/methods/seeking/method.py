@@ -48,6 +48,8 @@ class Seeking(Method):
     """LoRA initialised from extracted teacher weights, with the delta subtracted from the base weights."""
 
     name = "seeking"
+    label = "Seeking"
+    needs = ("extract",)
     config_class = LoraSettings
 
     def factors_path(self) -> Path:

@@ -64,6 +64,8 @@ class SemAlign(Method):
     """Aligns the paired student layers with the stored teacher targets (module docstring)."""
 
     name = "semalign"
+    label = "SemAlign"
+    needs = ("targets", "align_split")  # the align split: v1's alignment phase
     config_class = SemAlignSettings
     extra_keys: ClassVar[tuple[str, ...]] = ("example_index",)
 
