@@ -208,7 +208,7 @@ def test_every_schema_problem_is_one_line_naming_the_key_with_a_hint():
         "seeds[1]: -1 is out of range (must be >= 0)",
         "semalign.map: 'dual' is not one of logit, cosine",
         "train.lr: '1e-3' is not of type number (YAML reads 1e-3 as a string: write it with a decimal point, "
-        "e.g. 1.0e-3)",
+        "1.0e-3)",
         "world.n_entitiez: unknown key (did you mean 'n_entities'?)",
         "world.n_entities: 'many' is not of type integer",
     ]

@@ -57,7 +57,8 @@ def describe(error: ValidationError) -> str:
     if kind == "type":
         line = f"{where}: {value!r} is not of type {_type_names(error.validator_value)}"
         if isinstance(value, str) and FLOAT_LIKE.match(value.strip()):
-            line += f" (YAML reads {value} as a string: write it with a decimal point, e.g. 1.0e-3)"
+            fixed = re.sub(r"^([+-]?\d+)(?=[eE])", r"\1.0", value.strip())
+            line += f" (YAML reads {value} as a string: write it with a decimal point, {fixed})"
         return line
     if kind == "enum":
         return f"{where}: {value!r} is not one of {', '.join(map(str, error.validator_value))}"

@@ -50,10 +50,9 @@ def _direct(path: Path, src: Path) -> tuple[Path, ...]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
             raise ValueError(f"{path}: relative import (line {node.lineno}); the library imports absolutely")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".py"):
-            sibling = path.with_name(node.value)
-            if "/" not in node.value and sibling.is_file():
-                found.append(sibling)
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".py")
+              and "/" not in node.value and (sibling := path.with_name(node.value)).is_file()):  # not "*/x.py"
+            found.append(sibling)
         for name in names:
             if name.startswith("pkt"):
                 found += [f for m in _with_packages(name) if (f := module_file(m, src)) is not None]

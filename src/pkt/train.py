@@ -232,9 +232,13 @@ def training_code(method: str, src: str | os.PathLike[str] = SRC) -> list[Path]:
     """Every library file under ``src`` that training ``method`` runs, for its resume key: the trainer's and the
     method module's imports, transitively (:func:`pkt.sources.library_files`), so helpers another method or
     wing holds (SemAlign's targets for FitNet, ``layers/importance.py``, ``models/build.py``) count too."""
-    from pkt.methods import BUILTIN, method_module
+    from pkt.methods import base_method
+    from pkt.rows import method_file
 
-    return library_files("pkt.train", *([method_module(method)] if method in BUILTIN else []), src=src)
+    # Any method with a module (built in, a user's pkt.methods.<name>, a FIXED row's method); a class a test
+    # registers at run time has none and is keyed by the trainer's code alone.
+    module = method_file(base_method(method), Path(src) / "pkt" / "methods")
+    return library_files("pkt.train", *([module] if module is not None else []), src=src)
 
 
 def runtime(device: str, args: Any) -> dict[str, Any]:
