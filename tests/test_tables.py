@@ -316,3 +316,17 @@ def test_a_row_identical_to_another_is_flagged_in_both_tables_and_the_summary(la
 def test_latex_captions_escape_what_latex_would_misread():
     assert latex_caption("toy_mmlu: 95% {a} & $5 #1 ~ ^") == (
         "toy\\_mmlu: 95\\% \\{a\\} \\& \\$5 \\#1 \\textasciitilde{} \\textasciicircum{}")
+
+
+def test_a_one_method_run_gets_its_comparison_against_the_student(item_files):
+    """methods: [kd] (no LoRA): tables.reference resolves to the student, and the vs table compares KD with it."""
+    from pkt.config_checks import table_reference
+
+    reference = table_reference({"methods": ["kd"], "tables": {"reference": None}})
+    assert reference == "student"
+    items = load_items(item_files, PAIRS)
+    table = vs_reference(items[items["row"] != "lora"], reference=reference, n_boot=200)
+    assert [row for _, row in table.index] == ["teacher", "kd"]
+    student_minus_lora = vs_reference(items, n_boot=200).loc[("toy", "student"), "diff"]
+    kd_minus_lora = vs_reference(items, n_boot=200).loc[("toy", "kd"), "diff"]
+    assert table.loc[("toy", "kd"), "diff"].tolist() == pytest.approx((kd_minus_lora - student_minus_lora).tolist())
