@@ -53,8 +53,9 @@ if __name__ == "__main__":
         runs = [(seed, task) for seed in params.seeds for task in params.tasks]  # the order of the outputs
         for (seed, task), result_path, samples_path in zip(runs, out.results, out.samples):
             setup_torch(snakemake.threads, int(seed))
-            adapter = params.adapters[seed][task] if adapters else None
-            model_lm = serve(adapter_name(task, seed) if adapter else None)
+            trained_on = params.train_of[task]  # the task whose adapter serves this one (itself by default)
+            adapter = params.adapters[seed][trained_on] if adapters else None
+            model_lm = serve(adapter_name(trained_on, seed) if adapter else None)
             summary, samples = run_task(model_lm, task, Path(snakemake.input.tasks[0]).parent, data=params.data[task],
                                         seed=int(seed), **task_options(ev))
             result = {

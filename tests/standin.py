@@ -39,6 +39,7 @@ MODEL_TYPES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 OVERLAYS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
 # Overlays meant to go over another overlay (quick-check.yaml goes over a user's own: tested over smollm2.yaml).
 BASES = {"paper-code.yaml": ["paper.yaml"], "quick-check.yaml": ["smollm2.yaml"]}
+NO_STANDIN = {"quick-check.yaml", "seeking.yaml"}
 
 
 def configfiles(overlay: str) -> list[str]:
@@ -57,7 +58,9 @@ def shipped(overlay: str) -> dict[str, Any]:
 def hub_overlays() -> list[str]:
     """Every shipped overlay that runs hub models on the papers' data: each gets a stand-in."""
     # quick-check.yaml only shrinks the run of the overlay under it, as a stand-in does: no stand-in of its own.
-    return [o for o in OVERLAYS if shipped(o)["data"]["source"] == "paper" and o != "quick-check.yaml"]
+    # seeking.yaml reads its training sets from the reference repository: its stand-in (local slices of them)
+    # is still to come (issue 28); its plan is tested in tests/test_seeking_config.py.
+    return [o for o in OVERLAYS if shipped(o)["data"]["source"] == "paper" and o not in NO_STANDIN]
 
 
 def active_models(config: dict[str, Any]) -> dict[str, dict[str, Any]]:

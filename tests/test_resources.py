@@ -115,7 +115,7 @@ def test_slurm_dry_run_of_every_shipped_config_asks_a_gpu_for_every_model_job(tm
     hub = config["data"]["source"] == "paper"
     cpu = CPU_RULES | LOCAL_RULES | ({"prepare_model"} if hub else set())  # hub models: a download, no GPU
     model_jobs = sum(n for rule, n in planned.items() if rule not in cpu)
-    assert sum("gpu=1" in line for _, line in listed) == model_jobs > 10
+    assert sum("gpu=1" in line for _, line in listed) == model_jobs > 5  # seeking.yaml: 9 (two methods)
     for rule, line in listed:
         if rule is not None:
             assert ("gpu=1" in line) == (rule not in cpu), (rule, line)

@@ -139,6 +139,30 @@ def task_file_errors(evaluation: dict[str, Any], tasks_dir: str | os.PathLike[st
     return errors
 
 
+def train_task_of(config: dict[str, Any]) -> dict[str, str]:
+    """{evaluated task: the task whose splits its adapter trains on}: ``evaluation.train_task``, else itself."""
+    named = config["evaluation"].get("train_task") or {}
+    return {task: named.get(task, task) for task in config["evaluation"]["tasks"]}
+
+
+def prepared_tasks(config: dict[str, Any]) -> list[str]:
+    """The tasks whose splits prepare_data writes: every task of the toy world; of the papers' files, those the run
+    trains on or evaluates (a Seeking overlay keeps config.yaml's LaTen files, which it never reads)."""
+    tasks = tasks_of(config)
+    if config["data"]["source"] != "paper":
+        return tasks
+    used = {*train_task_of(config).values(), *config["evaluation"]["tasks"]}
+    return [t for t in tasks if t in used]
+
+
+def splits_of(config: dict[str, Any], tasks: list[str]) -> dict[str, list[str]]:
+    """{task: its splits}: the toy world's four, or the files a papers' task lists (Seeking's have no align)."""
+    if config["data"]["source"] != "paper":
+        return {task: ["train", "extract", "align", "test"] for task in tasks}
+    files = config["data"]["paper"]["files"]
+    return {task: [s for s in ("train", "extract", "align") if s in files[task]] for task in tasks}
+
+
 def tasks_of(config: dict[str, Any]) -> list[str]:
     """The tasks that have train/extract/align splits: the toy world's, or the paper splits' (data.paper.files)."""
     if config["data"]["source"] == "paper":
@@ -151,11 +175,19 @@ def _data_errors(config: dict[str, Any]) -> list[str]:
     data, errors = config["data"], []
     if data["source"] == "paper" and "paper" not in data:
         errors.append("data.paper: required when data.source is paper (location and files of the LaTen splits)")
-    tasks = tasks_of(config)
-    missing = [t for t in config["evaluation"]["tasks"] if t not in tasks]
+    tasks, evaluated = tasks_of(config), config["evaluation"]["tasks"]
+    named = config["evaluation"].get("train_task", {})
+    errors += [f"evaluation.train_task.{t}: {t!r} is not one of evaluation.tasks" for t in named if t not in evaluated]
+    trained = train_task_of(config)
+    missing = [t for t in evaluated if trained[t] not in tasks]
     if missing and config["methods"]:
         errors.append(f"evaluation.tasks: {missing} have no train splits under data.source {data['source']!r} "
-                      f"(splits exist for {tasks})")
+                      f"(splits exist for {tasks}; evaluation.train_task names another task's)")
+    if data["source"] == "paper":
+        aligned = {"semalign", "laten"} & {FIXED[m][0] if m in FIXED else m for m in config["methods"]}
+        for task in dict.fromkeys(trained.values()):
+            if aligned and "align" not in data.get("paper", {}).get("files", {}).get(task, {"align": 1}):
+                errors.append(f"data.paper.files.{task}: no align split, which {sorted(aligned)} train on")
     if not config["pairs"]:
         errors.append(f"pairs: no pair of {data['source']} models (data.source {data['source']!r}: "
                       + ("toy models, no hub key)" if data["source"] == "toy" else "hub models, with a hub key)"))
@@ -194,7 +226,7 @@ def _seeking_errors(config: dict[str, Any]) -> list[str]:
             errors.append(f"lora.r: {config['lora']['r']} exceeds pairs.{pair}'s student hidden_size "
                           f"({s['hidden_size']}): seeking's SVD has no such rank")
     k = config.get("seeking", {}).get("k") or 1
-    for task in config["evaluation"]["tasks"]:
+    for task in dict.fromkeys(train_task_of(config).values()):  # the tasks adapters train on
         size, where = extract_size(config, task)
         if size is not None and size < k:
             errors.append(f"seeking.k: {k} exceeds the extract split of {task}: {where} has {size} rows")
@@ -230,7 +262,7 @@ def _laten_errors(config: dict[str, Any]) -> list[str]:
         for key in ("intermediate_size", "hidden_size"):
             if int(s[key] * rate) < 1:
                 errors.append(f"laten.rate: {rate} selects no unit of pairs.{pair}'s student ({key} {s[key]})")
-    for task in config["evaluation"]["tasks"]:
+    for task in dict.fromkeys(train_task_of(config).values()):
         size, where = extract_size(config, task)
         if size is not None and size < 1:
             errors.append(f"{where.split(' (')[0]}: empty, and laten trains its translator on it ({where})")

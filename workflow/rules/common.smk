@@ -3,7 +3,7 @@
 from pkt.config_checks import active, check_config, table_reference, task_yaml, tasks_of
 from pkt.config_checks import train_settings as resolved_train
 from pkt.config_checks import method_settings as resolved_method, semalign_settings as resolved_semalign
-from pkt.config_checks import semalign_tasks
+from pkt.config_checks import prepared_tasks, semalign_tasks, splits_of, train_task_of
 from pkt.config_schema import check_schema
 from pkt.data import SOURCES as DATA_SOURCES
 from pkt.evaluation.tasks import declared_samples
@@ -32,11 +32,16 @@ pin_cpu(config["reproducible_cpu"])  # before any job's torch loads: every job i
 RUN = f"results/{config['run_name']}"
 LOGS = f"logs/{config['run_name']}"
 TOY = config["data"]["source"] == "toy"  # the generated world and toy models; else the paper splits, hub models
-TASKS = tasks_of(config)  # tasks with train/extract/align splits (toy_* or paper_*)
-SPLITS = ["train", "extract", "align", "test"] if TOY else ["train", "extract", "align"]  # paper tests: lm-eval's
+EVAL_TASKS = config["evaluation"]["tasks"]
+# {evaluated task: the task whose splits its adapter trains on} (evaluation.train_task; itself by default): Seeking's
+# GSM8K 0- and 8-shot evaluations share one adapter, trained on its GSM set.
+TRAIN_OF = train_task_of(config)
+TRAIN_TASKS = list(dict.fromkeys(TRAIN_OF.values()))
+TASKS = prepared_tasks(config)  # tasks whose splits prepare_data writes: the toy world's, or the used paper files
+SPLITS_OF = splits_of(config, TASKS)  # {task: its splits}: train/extract/align(/test for the toy world)
+SPLITS = sorted({split for splits in SPLITS_OF.values() for split in splits})
 CORPORA = ["teacher", "student"] if TOY else []
 MODELS = list(config["models"])
-EVAL_TASKS = config["evaluation"]["tasks"]
 METHODS = ["vanilla", *config["methods"]]
 PAIRS = list(config["pairs"])
 SEEDS = config["seeds"]
@@ -47,7 +52,7 @@ EVAL_UNITS = sum(declared_samples(f"{workflow.basedir}/workflow/tasks", task, co
 
 wildcard_constraints:
     model="|".join(MODELS),
-    task="|".join(TASKS + EVAL_TASKS),
+    task="|".join(dict.fromkeys(TASKS + EVAL_TASKS)),
     split="|".join(SPLITS),
     method="|".join(METHODS),
     pair="|".join([*config["pairs"], *MODELS]),
@@ -85,14 +90,16 @@ def per_task(pattern, tasks=None):
     return [pattern.replace("{task}", task) for task in (tasks or EVAL_TASKS)]
 
 
-def per_seed_task(pattern, seeds=None):
+def per_seed_task(pattern, seeds=None, tasks=None):
     """``pattern`` once per seed and task (``{seed}``, ``{task}`` filled in): one job, every seed and task."""
-    return [p.replace("{seed}", str(seed)) for seed in (SEEDS if seeds is None else seeds) for p in per_task(pattern)]
+    return [p.replace("{seed}", str(seed)) for seed in (SEEDS if seeds is None else seeds)
+            for p in per_task(pattern, tasks)]
 
 
-def by_task(pattern):
+def by_task(pattern, tasks=None):
     """{task: path} of :func:`per_task`: a job's per-task inputs, outputs or folders, by task."""
-    return dict(zip(EVAL_TASKS, per_task(pattern)))
+    tasks = tasks or EVAL_TASKS
+    return dict(zip(tasks, per_task(pattern, tasks)))
 
 
 def vanilla_models():
@@ -113,24 +120,24 @@ def eval_targets():
     return vanilla + methods
 
 
-def by_seed_task(pattern):
+def by_seed_task(pattern, tasks=None):
     """{seed: {task: path}} of :func:`per_seed_task`."""
-    return {seed: by_task(pattern.replace("{seed}", str(seed))) for seed in SEEDS}
+    return {seed: by_task(pattern.replace("{seed}", str(seed)), tasks) for seed in SEEDS}
 
 
 def adapter_dirs(wildcards):
-    """{seed: {task: adapter directory}} of one method and pair: what one train job writes."""
-    return by_seed_task(f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{{seed}}")
+    """{seed: {train task: adapter directory}} of one method and pair: what one train job writes."""
+    return by_seed_task(f"{RUN}/adapters/{wildcards.method}/{wildcards.pair}/{{task}}/seed{{seed}}", TRAIN_TASKS)
 
 
 def checkpoint_dirs(wildcards):
     """Trainer checkpoints live outside the output, so a killed job's progress survives for resume."""
-    return by_seed_task(f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{{seed}}")
+    return by_seed_task(f"{RUN}/checkpoints/{wildcards.method}/{wildcards.pair}/{{task}}/seed{{seed}}", TRAIN_TASKS)
 
 
 def train_splits(wildcards):
     """{task: train split} of every task a train job fits an adapter for."""
-    return by_task(f"{RUN}/data/{{task}}/train.jsonl")
+    return by_task(f"{RUN}/data/{{task}}/train.jsonl", TRAIN_TASKS)
 
 
 def pair_student_dir(wildcards):
@@ -146,7 +153,7 @@ def semalign_settings(task):
 def method_settings(wildcards):
     """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and its own,
     with the task's overrides where the method has them (pkt.config_checks.method_settings)."""
-    return resolved_method(config, wildcards.method, EVAL_TASKS)
+    return resolved_method(config, wildcards.method, TRAIN_TASKS)
 
 
 def pair_teacher_dir(wildcards):
@@ -173,7 +180,7 @@ def method_task_inputs(wildcards):
     pair = wildcards.pair
     where = {"run": RUN, "pair": pair, "teacher": config["pairs"][pair]["teacher"]}
     needs = method_spec(wildcards.method).needs
-    return {task: {name: METHOD_INPUTS[name].format(task=task, **where) for name in needs} for task in EVAL_TASKS}
+    return {task: {name: METHOD_INPUTS[name].format(task=task, **where) for name in needs} for task in TRAIN_TASKS}
 
 
 def method_inputs(wildcards):
@@ -226,8 +233,8 @@ def train_settings(wildcards):
     max_length = max_length_of(config["pairs"][wildcards.pair]["student"])
     method = getattr(wildcards, "method", "semalign")
     if method == "laten":
-        return {task: {"max_length": max_length} for task in EVAL_TASKS}
-    return resolved_train(config["train"], method, EVAL_TASKS, max_length)
+        return {task: {"max_length": max_length} for task in TRAIN_TASKS}
+    return resolved_train(config["train"], method, TRAIN_TASKS, max_length)
 
 
 def task_data(wildcards):
@@ -280,7 +287,7 @@ def adapter_targets():
         f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}",
         method=config["methods"],
         pair=PAIRS,
-        task=EVAL_TASKS,
+        task=TRAIN_TASKS,
         seed=SEEDS,
     )
 

@@ -4,7 +4,7 @@ rule prepare_data:
     input:
         code=code("scripts/prepare_data.py", DATA_SOURCES[config["data"]["source"]]),
     output:
-        splits=expand(f"{RUN}/data/{{task}}/{{split}}.jsonl", task=TASKS, split=SPLITS),
+        splits=[f"{RUN}/data/{task}/{split}.jsonl" for task in TASKS for split in SPLITS_OF[task]],
         corpora=expand(f"{RUN}/data/corpus/{{corpus}}.jsonl", corpus=CORPORA),
         manifest=f"{RUN}/data/manifest.json",
     log:

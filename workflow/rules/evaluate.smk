@@ -15,6 +15,7 @@ rule evaluate:
         tasks=EVAL_TASKS,
         seeds=SEEDS,
         adapters=eval_adapters,
+        train_of=TRAIN_OF,  # the adapter of an evaluated task: its train task's
         evaluation=config["evaluation"],
         data=task_data,
         model=eval_model_config,
@@ -45,6 +46,7 @@ use rule evaluate as evaluate_vanilla with:
         tasks=EVAL_TASKS,
         seeds=[0],
         adapters=eval_adapters,
+        train_of=TRAIN_OF,  # the adapter of an evaluated task: its train task's
         evaluation=config["evaluation"],
         data=task_data,
         model=eval_model_config,

@@ -8,7 +8,7 @@ rule train:
         code=code("scripts/train.py"),
         method_code=method_code,
     output:
-        [directory(d) for d in per_seed_task(f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}")],
+        [directory(d) for d in per_seed_task(f"{RUN}/adapters/{{method}}/{{pair}}/{{task}}/seed{{seed}}", tasks=TRAIN_TASKS)],
     log:
         f"{LOGS}/train/{{method}}/{{pair}}.log",
     benchmark:
@@ -26,7 +26,7 @@ rule train:
         method="|".join(config["methods"]),
     threads: 1
     resources:
-        **sized("train", "student", "laten_teacher", units=len(EVAL_TASKS) * len(SEEDS)),
+        **sized("train", "student", "laten_teacher", units=len(TRAIN_TASKS) * len(SEEDS)),
     conda:
         "../envs/pkt.yaml"
     message:

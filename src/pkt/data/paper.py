@@ -68,7 +68,7 @@ def convert(raw: bytes, task: str, source: str, limit: int | None = None) -> lis
 
 def load_paper_splits(paper: dict[str, Any], tasks: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """{task: {split: records}} of the ``data.paper`` section, every file checked before any is converted."""
-    raw = {(task, split): read_checked(paper["location"], f["path"], f["sha256"])
+    raw = {(task, split): read_checked(f.get("location", paper["location"]), f["path"], f["sha256"])
            for task in tasks for split, f in paper["files"][task].items()}
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for (task, split), data in raw.items():
