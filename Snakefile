@@ -43,6 +43,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/transfer_probe.smk"
+include: "workflow/rules/seeking.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -57,6 +58,7 @@ rule all:
         rules.analyses.input,
         rules.ablation_table.output if "semalign" in config["methods"] else [],
         rules.transfer_table.output if TOY and PROBE["in_default_run"] else [],
+        rules.seeking_transfer_table.output if TRANSFER_ROWS else [],
 
 
 rule data:

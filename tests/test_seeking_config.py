@@ -22,8 +22,10 @@ def test_each_evaluation_trains_on_its_training_set_and_only_those_splits_are_pr
     train_of = train_task_of(config)
     assert train_of["seeking_gsm8k_0shot"] == train_of["seeking_gsm8k_8shot"] == "seeking_gsm"
     assert sorted(set(train_of.values())) == ["seeking_gsm", "seeking_mmlu", "seeking_superni"]
-    tasks = prepared_tasks(config)  # not config.yaml's LaTen files, nor LIMA (AlpacaFarm is off)
-    assert tasks == ["seeking_gsm", "seeking_mmlu", "seeking_superni"]
+    tasks = prepared_tasks(config)  # not config.yaml's LaTen files; LIMA for the transfer table's extraction
+    assert tasks == ["seeking_gsm", "seeking_mmlu", "seeking_superni", "seeking_lima"]
+    config["seeking"]["transfer"] = []
+    assert "seeking_lima" not in prepared_tasks(config)
     assert splits_of(config, tasks)["seeking_gsm"] == ["train", "extract"]  # Seeking's release has no align split
 
 
@@ -46,7 +48,7 @@ def test_the_seeking_config_plans_one_adapter_per_training_set(tmp_path):
     root = copy_workflow(tmp_path)
     out = snakemake(root, "-n", "--configfile", "config/config.yaml", "config/seeking.yaml").stdout
     jobs = planned_jobs(out)
-    assert jobs["train"] == 2 and jobs["evaluate"] == 2 and jobs["extract_seeking"] == 1  # lora, seeking x 1 pair
+    assert jobs["evaluate"] == jobs["train"] == 2 + 4 and jobs["extract_seeking"] == 1  # lora, seeking, transfer
     assert "results/seeking/adapters/seeking/llama2_base/seeking_gsm/seed1" in out
     assert "results/seeking/adapters/seeking/llama2_base/seeking_gsm8k_8shot" not in out
     assert "results/seeking/eval/seeking/llama2_base/seeking_gsm8k_8shot/seed1.json" in out

@@ -51,6 +51,7 @@ def config_errors(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | No
         errors += _laten_errors(config)
     errors += _task_key_errors(config)
     errors += run_name_errors(config)
+    errors += _transfer_errors(config)
     sem = config.get("semalign", {})
     checked = {"analysis_task": sem.get("analysis_task"), "ablation.task": sem.get("ablation", {}).get("task")}
     for key, task in checked.items():
@@ -151,8 +152,23 @@ def prepared_tasks(config: dict[str, Any]) -> list[str]:
     tasks = tasks_of(config)
     if config["data"]["source"] != "paper":
         return tasks
-    used = {*train_task_of(config).values(), *config["evaluation"]["tasks"]}
+    used = {*train_task_of(config).values(), *config["evaluation"]["tasks"], *transfer_sources(config)}
     return [t for t in tasks if t in used]
+
+
+def transfer_sources(config: dict[str, Any]) -> list[str]:
+    """The tasks Seeking's task-transfer rows extract from (``seeking.transfer``)."""
+    return list(config.get("seeking", {}).get("transfer") or [])
+
+
+def _transfer_errors(config: dict[str, Any]) -> list[str]:
+    """A transfer row extracts from a task with splits, beside the seeking row whose diagonal it repeats."""
+    sources, tasks = transfer_sources(config), tasks_of(config)
+    errors = [f"seeking.transfer: {t!r} has no splits to extract from (splits exist for {tasks})"
+              for t in sources if t not in tasks]
+    if sources and "seeking" not in config["methods"]:
+        errors.append("seeking.transfer: the transfer table compares with the seeking row; add seeking to methods")
+    return errors
 
 
 def splits_of(config: dict[str, Any], tasks: list[str]) -> dict[str, list[str]]:
@@ -345,9 +361,11 @@ def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> di
     return {task: of(task) for task in tasks}
 
 
-def check_config(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | None = None) -> None:
-    """Raise one ConfigError listing every problem found by :func:`config_errors`."""
-    errors = config_errors(config, tasks_dir)
+def check_config(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | None = None,
+                 extra: list[str] | None = None) -> None:
+    """Raise one ConfigError listing every problem found by :func:`config_errors`, and the ``extra`` problems the
+    caller found with the checks of upper wings (a task's data file, an API key), all at once."""
+    errors = config_errors(config, tasks_dir) + list(extra or [])
     if errors:
         raise ConfigError(f"invalid config ({len(errors)} problem{'s' * (len(errors) > 1)}):\n  " + "\n  ".join(errors))
 

@@ -31,9 +31,31 @@ PACKAGED = "method"  # the module of a method that is a package (its steps besid
 # Rows that run a built-in method with settings fixed over its config section: {row: (method, settings)}.
 # ``semalign_<map>`` is SemAlign with that coefficient rule (pkt.methods.semalign.bases.MAPS), so both maps can
 # sit in one table; pkt.methods.base resolves the row's method and module.
-FIXED: dict[str, tuple[str, dict[str, Any]]] = {
-    f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")
-}
+TRANSFER = "seeking_from_"  # seeking_from_<task>: Seeking with the factors extracted from <task>'s seeds
+
+
+class FixedRows(dict):
+    """{row: (method, settings)}, plus ``seeking_from_<task>``: Seeking trained on each task from the factors
+    extracted from ``<task>`` (its task-transfer table), for any task, so the rows need not be listed."""
+
+    def __missing__(self, row: str) -> tuple[str, dict[str, Any]]:
+        if isinstance(row, str) and row.startswith(TRANSFER) and len(row) > len(TRANSFER):
+            return "seeking", {}
+        raise KeyError(row)
+
+    def __contains__(self, row: object) -> bool:
+        return super().__contains__(row) or (isinstance(row, str) and row.startswith(TRANSFER)
+                                             and len(row) > len(TRANSFER))
+
+
+def transfer_source(row: str) -> str | None:
+    """The task a ``seeking_from_<task>`` row's factors are extracted from; None for any other row."""
+    return row[len(TRANSFER):] if row.startswith(TRANSFER) and len(row) > len(TRANSFER) else None
+
+
+FIXED: dict[str, tuple[str, dict[str, Any]]] = FixedRows(
+    {f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")}
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,8 @@ def method_spec(name: str, folder: Path = METHODS) -> MethodSpec:
         base, fixed = FIXED[name]
         spec = method_spec(base, folder)
         settings = ", ".join(f"{value} {key}" for key, value in fixed.items())
+        if transfer_source(name):
+            settings = f"extracted from {transfer_source(name)}"
         return MethodSpec(name, f"{spec.label} ({settings})", spec.needs, spec.path)
     path = method_file(name, folder)
     if path is None:

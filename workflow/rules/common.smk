@@ -6,12 +6,14 @@ from pkt.config_checks import method_settings as resolved_method, semalign_setti
 from pkt.config_checks import prepared_tasks, semalign_tasks, splits_of, train_task_of
 from pkt.config_schema import check_schema
 from pkt.data import SOURCES as DATA_SOURCES
+from pkt.evaluation.alpaca_farm import plan_errors as alpaca_plan_errors
+from pkt.evaluation.superni import data_errors as superni_data_errors
 from pkt.evaluation.tasks import declared_samples
 from pkt.models.hub_config import resolve_models
 from pkt.methods import method_module
 from pkt.methods.schema import schema_file
 from pkt.resources import job_resources, parameter_count
-from pkt.rows import INPUTS, method_spec
+from pkt.rows import INPUTS, TRANSFER, method_spec, transfer_source
 from pkt.runtime import pin_cpu
 from pkt.sources import relative_files
 from pkt.transfer_probe import PROBE_ROWS, PROBE_TASK, probe_settings
@@ -25,7 +27,8 @@ with schema_file(f"{workflow.basedir}/workflow/schemas/config.schema.yaml", conf
 config.update(active(config))  # the data source's models and pairs (a paper config keeps the toy defaults)
 config["models"] = resolve_models(config["models"])  # hub sizes from config.json; toy defaults for toy models only
 config["semalign"].update(semalign_tasks(config))  # null analysis/ablation tasks: the run's own
-check_config(config, tasks_dir=f"{workflow.basedir}/workflow/tasks")  # evaluation.tasks: their YAMLs too
+check_config(config, tasks_dir=f"{workflow.basedir}/workflow/tasks",  # evaluation.tasks: their YAMLs too
+             extra=superni_data_errors(config["evaluation"]) + alpaca_plan_errors(config))  # files, API keys
 config["tables"]["reference"] = table_reference(config)  # null: lora when it runs, else the student
 pin_cpu(config["reproducible_cpu"])  # before any job's torch loads: every job inherits the environment
 
@@ -42,7 +45,11 @@ SPLITS_OF = splits_of(config, TASKS)  # {task: its splits}: train/extract/align(
 SPLITS = sorted({split for splits in SPLITS_OF.values() for split in splits})
 CORPORA = ["teacher", "student"] if TOY else []
 MODELS = list(config["models"])
-METHODS = ["vanilla", *config["methods"]]
+# Seeking's task-transfer rows (seeking.transfer): seeking_from_<task>, trained on every task from <task>'s factors.
+TRANSFER_ROWS = [f"{TRANSFER}{task}" for task in config["seeking"]["transfer"]]
+TRAINED = [*config["methods"], *TRANSFER_ROWS]  # every row a train job fits adapters for
+EXTRACT_TASKS = list(dict.fromkeys([*TRAIN_TASKS, *config["seeking"]["transfer"]]))  # Seeking's factors, by task
+METHODS = ["vanilla", *TRAINED]
 PAIRS = list(config["pairs"])
 SEEDS = config["seeds"]
 # An evaluate job's work in greedy-task units: a task sampled n times per item (HumanEval: 20) counts n.
@@ -180,7 +187,12 @@ def method_task_inputs(wildcards):
     pair = wildcards.pair
     where = {"run": RUN, "pair": pair, "teacher": config["pairs"][pair]["teacher"]}
     needs = method_spec(wildcards.method).needs
-    return {task: {name: METHOD_INPUTS[name].format(task=task, **where) for name in needs} for task in TRAIN_TASKS}
+    source = transfer_source(wildcards.method)  # a transfer row's factors: its source task's, for every task
+
+    def path(name, task):
+        return METHOD_INPUTS[name].format(task=source if name == "extract" and source else task, **where)
+
+    return {task: {name: path(name, task) for name in needs} for task in TRAIN_TASKS}
 
 
 def method_inputs(wildcards):
@@ -232,6 +244,7 @@ def train_settings(wildcards):
     train key change does not rerun it. The ablation's jobs (no method wildcard) train as semalign."""
     max_length = max_length_of(config["pairs"][wildcards.pair]["student"])
     method = getattr(wildcards, "method", "semalign")
+    method = "seeking" if transfer_source(method) else method  # a transfer row trains by Seeking's recipe
     if method == "laten":
         return {task: {"max_length": max_length} for task in TRAIN_TASKS}
     return resolved_train(config["train"], method, TRAIN_TASKS, max_length)

@@ -24,7 +24,7 @@ rule evaluate:
         device=config["device"],
         verdicts=f"{RUN}/sandbox",
     wildcard_constraints:
-        method="|".join(config["methods"]),
+        method="|".join(TRAINED),
     threads: 1
     resources:
         **sized("evaluate", "evaluated", units=EVAL_UNITS * len(SEEDS)),

@@ -3,11 +3,11 @@ rule extract_seeking:
     input:
         teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
         student=pair_student_dir,
-        splits=expand(f"{RUN}/data/{{task}}/extract.jsonl", task=TRAIN_TASKS),
+        splits=expand(f"{RUN}/data/{{task}}/extract.jsonl", task=EXTRACT_TASKS),
         code=code("scripts/extract_seeking.py"),
     output:
-        factors=per_task(f"{RUN}/extract/{{pair}}/{{task}}/factors.safetensors", TRAIN_TASKS),
-        records=per_task(f"{RUN}/extract/{{pair}}/{{task}}/extract.json", TRAIN_TASKS),
+        factors=per_task(f"{RUN}/extract/{{pair}}/{{task}}/factors.safetensors", EXTRACT_TASKS),
+        records=per_task(f"{RUN}/extract/{{pair}}/{{task}}/extract.json", EXTRACT_TASKS),
         figures=[
             report(
                 figure,
@@ -15,7 +15,7 @@ rule extract_seeking:
                 category="Seeking extraction",
                 labels={"pair": "{pair}", "task": task},
             )
-            for task, figure in by_task(f"{RUN}/extract/{{pair}}/{{task}}/sensitivity.png", TRAIN_TASKS).items()
+            for task, figure in by_task(f"{RUN}/extract/{{pair}}/{{task}}/sensitivity.png", EXTRACT_TASKS).items()
         ],
     log:
         f"{LOGS}/extract_seeking/{{pair}}.log",
@@ -24,13 +24,13 @@ rule extract_seeking:
     params:
         seeking=config["seeking"],
         rank=config["lora"]["r"],
-        tasks=TRAIN_TASKS,
+        tasks=EXTRACT_TASKS,
         models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
         max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["teacher"]),
         device=config["device"],
     threads: 1
     resources:
-        **sized("extract", "teacher", "student", units=len(TRAIN_TASKS)),
+        **sized("extract", "teacher", "student", units=len(EXTRACT_TASKS)),
     conda:
         "../envs/pkt.yaml"
     message:
@@ -44,6 +44,6 @@ rule extractions:
         expand(
             f"{RUN}/extract/{{pair}}/{{task}}/{{file}}",
             pair=PAIRS,
-            task=TRAIN_TASKS,
+            task=EXTRACT_TASKS,
             file=["factors.safetensors", "extract.json", "sensitivity.png"],
         ),

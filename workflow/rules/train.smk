@@ -23,7 +23,7 @@ rule train:
         tensorboard=lambda wc: f"{LOGS}/tensorboard/{wc.method}/{wc.pair}",  # train.report_to: tensorboard
         device=config["device"],
     wildcard_constraints:
-        method="|".join(config["methods"]),
+        method="|".join(TRAINED),
     threads: 1
     resources:
         **sized("train", "student", "laten_teacher", units=len(TRAIN_TASKS) * len(SEEDS)),

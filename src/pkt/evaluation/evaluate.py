@@ -342,8 +342,15 @@ def run_task(
 def reference_of(cfg: dict) -> dict[str, str] | None:
     """The evaluation code a task's protocol reproduces, from its YAML's ``metadata.open_instruct`` commit."""
     from pkt.evaluation.open_instruct import OPEN_INSTRUCT
+    from pkt.evaluation.superni import OPEN_INSTRUCT_SUPERNI
 
-    commit = cfg.get("metadata", {}).get("open_instruct")
+    metadata = cfg.get("metadata", {})
+    if metadata.get("open_instruct_superni") is not None:  # eval/superni left Open-Instruct before OPEN_INSTRUCT
+        if metadata["open_instruct_superni"] != OPEN_INSTRUCT_SUPERNI["commit"]:
+            raise ValueError(f"task {cfg.get('task')}: metadata.open_instruct_superni is not the commit "
+                             f"pkt.evaluation.superni reproduces ({OPEN_INSTRUCT_SUPERNI['commit']})")
+        return dict(OPEN_INSTRUCT_SUPERNI)
+    commit = metadata.get("open_instruct")
     if commit is None:
         return None
     if commit != OPEN_INSTRUCT["commit"]:

@@ -22,6 +22,7 @@ written by ``tests/fixtures/make_open_instruct.py`` from a checkout). In brief:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from fractions import Fraction
 from math import comb
@@ -136,3 +137,112 @@ def reachable(published: float, items: int, samples: int = 1, decimals: int = 2)
     nearest = round(Fraction(str(published)) / 100 * total)
     candidates = [c for c in (nearest - 1, nearest, nearest + 1) if 0 <= c <= total]
     return any(round(100 * c / total, decimals) == round(published, decimals) for c in candidates)
+
+
+# ------------------------------------------------------------------------- Seeking: plain, few-shot
+# Seeking Neural Nuggets evaluates base Llama models (and their LoRA students) with the same scripts, but without
+# --use_chat_format (the path Open-Instruct keeps for "vanilla pretrained language models") and with shots:
+# GSM8K 0/8-shot stopped at the first newline, MMLU 0/5-shot (--ntrain). ``tests/test_seeking_protocol.py``
+# compares these prompts with what the scripts render (the fixture's "seeking" key).
+
+SEEKING = {"repo": "maszhongming/ParaKnowTransfer", "commit": "1a104a2ed9718528bf6b4b4020f981c6c1f8bef7"}
+
+# GSM8K's 8 chain-of-thought exemplars (question, answer), in order: data, from Table 20 of Wei et al. (2022) as
+# Open-Instruct stores them (eval/gsm/examplars.py at OPEN_INSTRUCT's commit); the fixture holds the prefix its
+# run_eval renders from them.
+GSM8K_EXEMPLARS: tuple[tuple[str, str], ...] = (
+    ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, there "
+     "will be 21 trees. How many trees did the grove workers plant today?",
+     "There are 15 trees originally. Then there were 21 trees after some more were planted. So there must have been "
+     "21 - 15 = 6. So the answer is 6."),
+    ("If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
+     "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5. So the answer is 5."),
+    ("Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
+     "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After eating 35, they "
+     "had 74 - 35 = 39. So the answer is 39."),
+    ("Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops did Jason "
+     "give to Denny?",
+     "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8. So the "
+     "answer is 8."),
+    ("Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he have now?",
+     "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. 5 + 4 = 9. So "
+     "the answer is 9."),
+    ("There were nine computers in the server room. Five more computers were installed each day, from monday to "
+     "thursday. How many computers are now in the server room?",
+     "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 computers "
+     "were added. 9 + 20 is 29. So the answer is 29."),
+    ("Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many golf balls "
+     "did he have at the end of wednesday?",
+     "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 more, he "
+     "had 35 - 2 = 33 golf balls. So the answer is 33."),
+    ("Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+     "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars left. "
+     "23 - 15 is 8. So the answer is 8."),
+)
+
+
+def gsm8k_prefix(n_shot: int) -> str:
+    """The instruction and exemplars before "Question: ": 0-shot's one-line instruction, or all 8 exemplars in order
+    (``--n_shot 8``; Open-Instruct draws a random subset only for fewer, which Seeking does not use)."""
+    if n_shot == 0:
+        return "Answer the following question.\n\n"
+    if n_shot != len(GSM8K_EXEMPLARS):
+        raise ValueError(f"GSM8K takes 0 or {len(GSM8K_EXEMPLARS)} shots as Seeking evaluates it, not {n_shot}")
+    shots = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in GSM8K_EXEMPLARS)
+    return f"Answer the following questions.\n\n{shots}\n\n"
+
+
+def gsm8k_plain(doc: dict[str, Any], n_shot: int) -> str:
+    """The plain-format GSM8K prompt (no chat turns): prefix, the stripped question, then "\\nAnswer:"."""
+    return f"{gsm8k_prefix(n_shot)}Question: {doc['question'].strip()}\nAnswer:"
+
+
+def gsm8k_0shot_plain(doc: dict[str, Any]) -> str:
+    return gsm8k_plain(doc, 0)
+
+
+def gsm8k_8shot_plain(doc: dict[str, Any]) -> str:
+    return gsm8k_plain(doc, 8)
+
+
+MMLU_TOKEN_LIMIT = 2048  # eval_hf_model drops exemplars, last first, until the prompt is at most this many tokens
+
+
+def mmlu_example(doc: dict[str, Any], answer: bool) -> str:
+    """``format_example``: question, lettered options, "Answer:", then " X\\n\\n" for an exemplar."""
+    options = "".join(f"\n{letter}. {csv_cell(choice)}" for letter, choice in zip("ABCD", doc["choices"]))
+    text = f"{csv_cell(doc['question'])}{options}\nAnswer:"
+    return f"{text} {'ABCD'[int(doc['answer'])]}\n\n" if answer else text
+
+
+def mmlu_fewshot(doc: dict[str, Any], shots: list[dict[str, Any]], k: int) -> str:
+    """``gen_prompt(dev_df, subject, k) + format_example(test_df, i, False)``: the first ``k`` of the subject's dev
+    questions with their answers, then the question (k = 0 is :func:`mmlu_user`)."""
+    head = f"The following are multiple choice questions (with answers) about {format_subject(doc['subject'])}.\n\n"
+    return head + "".join(mmlu_example(s, True) for s in shots[:k]) + mmlu_example(doc, False)
+
+
+def mmlu_shots_kept(doc: dict[str, Any], shots: list[dict[str, Any]], count_tokens, k: int = 5,
+                    limit: int = MMLU_TOKEN_LIMIT) -> int:
+    """How many of ``k`` exemplars eval_hf_model keeps: one fewer while the prompt is over ``limit`` tokens by
+    ``count_tokens`` (the evaluated model's tokenizer, no special tokens)."""
+    while k > 0 and count_tokens(mmlu_fewshot(doc, shots, k)) > limit:
+        k -= 1
+    return k
+
+
+def mmlu_key(doc: dict[str, Any]) -> str:
+    """A test question's identity, for tables of its shots: subject, question and options with whitespace runs
+    made one space (a CSV's "\\r\\n" and a hub copy's "\\n" name the same question)."""
+    text = "\x00".join(" ".join(str(t).split()) for t in (doc["subject"], doc["question"], *doc["choices"]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def mmlu_dev_shots(dev: Any, k: int) -> dict[str, list[dict[str, Any]]]:
+    """{subject: its first ``k`` dev questions, in order} (``dev_df[:ntrain]``) from a dev split's records."""
+    shots: dict[str, list[dict[str, Any]]] = {}
+    for row in dev:
+        rows = shots.setdefault(row["subject"], [])
+        if len(rows) < k:
+            rows.append(dict(row))
+    return shots
