@@ -58,7 +58,7 @@ rule all:
         rules.analyses.input,
         rules.ablation_table.output if "semalign" in config["methods"] else [],
         rules.transfer_table.output if TOY and PROBE["in_default_run"] else [],
-        rules.seeking_transfer_table.output if TRANSFER_ROWS else [],
+        rules.seeking_tables.output if SEEKING_TABLES else [],
 
 
 rule data:

@@ -35,7 +35,7 @@ os.environ["PATH"] = without_controller(os.environ.get("PATH", ""))
 
 
 # never submitted to a cluster:
-LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "transfer_table", "all"}
+LOCAL_RULES = {"pair_layers", "tables", "figures", "ablation_table", "transfer_table", "seeking_tables", "all"}
 CPU_RULES = {"prepare_data", "prepare_tokenizer"}  # every other rule that is not a localrule loads a model
 
 

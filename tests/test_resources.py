@@ -92,9 +92,10 @@ def expected_jobs(config: dict) -> dict[str, int]:
     pairs = {n: p for n, p in config["pairs"].items() if p["teacher"] in models}
     methods = config["methods"]
     runs = {base_method(m) for m in methods}  # semalign_cosine runs semalign
+    rows = len(methods) + len(config.get("seeking", {}).get("transfer") or [])  # + Seeking's transfer rows
     vanilla = {p[role] for p in pairs.values() for role in ("teacher", "student")}
     jobs = {"prepare_data": 1, "prepare_model": len(models), "score_importance": len(models),
-            "pair_layers": len(pairs), "train": len(methods) * len(pairs), "evaluate": len(methods) * len(pairs),
+            "pair_layers": len(pairs), "train": rows * len(pairs), "evaluate": rows * len(pairs),
             "evaluate_vanilla": len(vanilla), "extract_seeking": len(pairs) * ("seeking" in runs),
             "teacher_targets": len(pairs) * bool({"semalign", "kd", "fitnet"} & runs),
             "tables": 1, "figures": 1}

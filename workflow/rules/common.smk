@@ -49,6 +49,7 @@ MODELS = list(config["models"])
 TRANSFER_ROWS = [f"{TRANSFER}{task}" for task in config["seeking"]["transfer"]]
 TRAINED = [*config["methods"], *TRANSFER_ROWS]  # every row a train job fits adapters for
 EXTRACT_TASKS = list(dict.fromkeys([*TRAIN_TASKS, *config["seeking"]["transfer"]]))  # Seeking's factors, by task
+SEEKING_TABLES = any(task.startswith("seeking_") for task in EVAL_TASKS)  # Seeking's own protocol: its tables too
 METHODS = ["vanilla", *TRAINED]
 PAIRS = list(config["pairs"])
 SEEDS = config["seeds"]
@@ -269,6 +270,9 @@ def eval_inputs(wildcards):
         "tasks": [f"workflow/tasks/{task}.yaml" for task in EVAL_TASKS
                   if task_yaml(f"{workflow.basedir}/workflow/tasks", task) is not None] or ["workflow/tasks/utils.py"],
         "data": [f"{RUN}/data/{task}/test.jsonl" for task in EVAL_TASKS if task.startswith("toy_")],
+        # What the YAMLs load by name (lm-eval's !function, a task's data file): editing it reruns the evaluations.
+        "task_code": ["workflow/tasks/utils.py", *sorted(str(p.relative_to(workflow.basedir))
+                                                         for p in Path(workflow.basedir, "workflow/tasks").glob("*.json"))],
     }
     if wildcards.method != "vanilla":
         inputs["adapters"] = [d for by_task in adapter_dirs(wildcards).values() for d in by_task.values()]

@@ -1,26 +1,31 @@
-# Seeking's task-transfer table (seeking.transfer): the seeking_from_<task> rows are trained and evaluated by the
-# train and evaluate rules like any method; this rule tabulates them beside Seeking's published values.
+# Seeking's own tables (config/seeking.yaml): its Table 1 from the vanilla models and the lora and seeking rows, and
+# (seeking.transfer) its task-transfer table from the seeking_from_<task> rows, which the train and evaluate rules
+# fit and score like any method. Both beside Seeking's published values (pkt.report.published_seeking).
 localrules:
-    seeking_transfer_table,
+    seeking_tables,
 
 
-rule seeking_transfer_table:
+def seeking_table_outputs():
+    """The tables seeking_tables writes: the transfer table only where seeking.transfer names tasks."""
+    names = ["main", "transfer"] if TRANSFER_ROWS else ["main"]
+    return {f"{name}_{ext}": f"{RUN}/tables/seeking_{name}.{ext}" for name in names for ext in ("csv", "md", "tex")}
+
+
+rule seeking_tables:
     input:
-        evals=expand(f"{RUN}/eval/{{row}}/{{pair}}/{{task}}/seed{{seed}}.json", row=TRANSFER_ROWS, pair=PAIRS,
-                     task=EVAL_TASKS, seed=SEEDS),
-        code=code("scripts/seeking_transfer_table.py"),
+        main=[path for path in eval_targets() if path.split("/")[-4] in ("vanilla", "lora", "seeking")],
+        transfer=expand(f"{RUN}/eval/{{row}}/{{pair}}/{{task}}/seed{{seed}}.json", row=TRANSFER_ROWS, pair=PAIRS,
+                        task=EVAL_TASKS, seed=SEEDS),
+        code=code("scripts/seeking_tables.py"),
     output:
-        csv=report(f"{RUN}/tables/seeking_transfer.csv", caption="../report/seeking_transfer.rst", category="Tables"),
-        md=f"{RUN}/tables/seeking_transfer.md",
-        tex=f"{RUN}/tables/seeking_transfer.tex",
+        **seeking_table_outputs(),
     log:
-        f"{LOGS}/seeking_transfer_table.log",
+        f"{LOGS}/seeking_tables.log",
     params:
         pairs=config["pairs"],
         models=config["models"],
-        caption=lambda wc: f"{table_caption()}. Seeking's task transfer: factors extracted from each row's task, "
-                           "every column's adapter trained on its own task from them",
+        caption=table_caption(),
     conda:
         "../envs/pkt.yaml"
     script:
-        "../../scripts/seeking_transfer_table.py"
+        "../../scripts/seeking_tables.py"

@@ -324,7 +324,7 @@ def run_task(
         "items": items,
         "lm_eval_version": _version("lm_eval"),
         "task_version": out.get("versions", {}).get(task, cfg.get("metadata", {}).get("version")),
-        "protocol": prompt_protocol(task, protocol),
+        "protocol": prompt_protocol(task, protocol, int(cfg.get("metadata", {}).get("shots", 0))),
         "reference": reference_of(cfg),
         "samples_per_item": int(cfg.get("repeats", 1)),
         "generation": {k: v for k, v in cfg.get("generation_kwargs", {}).items() if k != "until"} or None,

@@ -325,9 +325,10 @@ def _registry():
     return TaskManager(include_defaults=True)
 
 
-def prompt_protocol(task: str, protocol: str) -> str:
+def prompt_protocol(task: str, protocol: str, shots: int = 0) -> str:
     """How a task's prompts reached the model, for its result: the toy chat format, the paper protocol of a paper
-    task (:data:`PAPER_TURNS`), else the task's own prompt (its YAML's, 0-shot)."""
+    task (:data:`PAPER_TURNS`), else the task's own prompt (its YAML's, with its ``metadata.shots``: Seeking's
+    8-shot GSM8K and 5-shot MMLU)."""
     if task in PAPER_TURNS:
         return protocol
-    return "toy chat format" if task.startswith("toy_") else "the task's own prompt, 0-shot"
+    return "toy chat format" if task.startswith("toy_") else f"the task's own prompt, {shots}-shot"

@@ -1,0 +1,150 @@
+"""Seeking's own tables: its Table 1 and its task-transfer table, beside the published values.
+
+Seeking Neural Nuggets' website prints, per pair of base checkpoints, a Table 1 (rows Vanilla student, Vanilla
+teacher, student-LoRA, "+ teacher Param.") and, for Llama-2 13B -> 7B, a task-transfer table (one row per task the
+parameters are extracted from), with one column per evaluation (:data:`pkt.report.published_seeking.COLUMNS`) and
+their average. Here both are built from the eval JSONs of the Seeking config (config/seeking.yaml): Table 1 from
+the vanilla models and the ``lora`` and ``seeking`` rows, the transfer table from the ``seeking_from_<task>`` rows
+of ``seeking.transfer`` (:data:`pkt.rows.TRANSFER`), in % (mean over seeds), each row followed by the published
+row and reproduced - published where the pair's checkpoints are one of Seeking's.
+
+An evaluation fills the column of its metric: ``seeking_superni`` fills two (exact match and ROUGE-L), read from
+the result's ``metrics`` by metric name, whatever filter the task applies. Avg is over the seven columns, only
+where all seven are present (AlpacaFarm is off by default, so a default run prints none, as the published
+vanilla rows do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pkt.io import atomic_path, write_text
+from pkt.report.published import PublishedRow
+from pkt.report.published_seeking import (
+    COLUMNS,
+    LLAMA2_7B,
+    LLAMA2_13B,
+    PUBLISHED,
+    SOURCE,
+    TRANSFER,
+    TRANSFER_SOURCE,
+)
+from pkt.report.tables import latex_caption
+from pkt.rows import transfer_source
+
+# {evaluated task: {Seeking's column: the metric of the result that fills it}}.
+TASK_COLUMNS: dict[str, dict[str, str]] = {
+    "seeking_gsm8k_0shot": {"GSM8K 0-shot": "exact_match"},
+    "seeking_gsm8k_8shot": {"GSM8K 8-shot": "exact_match"},
+    "seeking_mmlu_0shot": {"MMLU 0-shot": "acc"},
+    "seeking_mmlu_5shot": {"MMLU 5-shot": "acc"},
+    "seeking_superni": {"Super-NI EM": "exact_match", "Super-NI ROUGE-L": "rougeL"},
+}
+MAIN_ROWS = ("student", "teacher", "lora", "seeking")  # Table 1's order
+
+
+def metric_value(result: Mapping[str, Any], metric: str) -> float:
+    """The result's value of ``metric`` (a key ``<metric>,<filter>`` of its ``metrics``), as a fraction."""
+    for key, value in result.get("metrics", {}).items():
+        if key.split(",", 1)[0] == metric and isinstance(value, (int, float)):
+            return float(value)
+    if result.get("metric") == metric:
+        return float(result["value"])
+    known = sorted(result.get("metrics", {}))
+    raise KeyError(f"{result.get('task')}: no metric {metric!r} in its result (it has {known})")
+
+
+def source_label(task: str) -> str:
+    """'seeking_gsm' -> 'gsm': an extraction task as the published table names it."""
+    return task.removeprefix("seeking_")
+
+
+def cells(paths: Iterable[str | os.PathLike[str]],
+          rows_of: Callable[[dict[str, Any]], list[tuple[str, str]]]) -> pd.DataFrame:
+    """Eval JSONs -> rows (pair, row) x Seeking's columns present, in % (mean over seeds); ``rows_of`` names the
+    (pair, row) cells a result fills."""
+    records = []
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        for pair, row in rows_of(result):
+            records += [{"pair": pair, "row": row, "column": column, "seed": result["seed"],
+                         "score": 100.0 * metric_value(result, metric)}
+                        for column, metric in TASK_COLUMNS.get(result["task"], {}).items()]
+    frame = pd.DataFrame.from_records(records, columns=["pair", "row", "column", "seed", "score"])
+    table = frame.pivot_table(index=["pair", "row"], columns="column", values="score", aggfunc="mean")
+    table = table[[c for c in COLUMNS if c in table.columns]]
+    if len(table.columns) == len(COLUMNS):
+        table["Avg"] = table[list(COLUMNS)].mean(axis=1)
+    return table
+
+
+def main_table(paths: Iterable[str | os.PathLike[str]], pairs: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """Seeking's Table 1 of this run: a vanilla result is the student or teacher row of every pair holding its
+    model; the lora and seeking rows are their own."""
+
+    def rows_of(result: dict[str, Any]) -> list[tuple[str, str]]:
+        if result["method"] == "vanilla":
+            return [(p, role) for p, spec in pairs.items() for role in ("student", "teacher")
+                    if spec[role] == result["pair"]]
+        return [(result["pair"], result["method"])] if result["method"] in MAIN_ROWS else []
+
+    table = cells(paths, rows_of)
+    order = {row: i for i, row in enumerate(MAIN_ROWS)}
+    return table.sort_index(key=lambda index: index.map(order) if index.name == "row" else index)
+
+
+def transfer_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """The task-transfer table: eval JSONs of ``seeking_from_<task>`` rows -> rows (pair, extracted from)."""
+
+    def rows_of(result: dict[str, Any]) -> list[tuple[str, str]]:
+        source = transfer_source(result["method"])
+        if source is None:
+            raise ValueError(f"method {result['method']!r} is not a transfer row (seeking_from_<task>)")
+        return [(result["pair"], source_label(source))]
+
+    return cells(paths, rows_of).rename_axis(["pair", "extracted from"])
+
+
+def with_published(table: pd.DataFrame, published: Mapping[str, Mapping[str, PublishedRow]]) -> pd.DataFrame:
+    """``table`` with each row that has a published counterpart (``published[pair][row]``) followed by it and by
+    reproduced - published (a third index level: reproduced, published, difference)."""
+    parts = []
+    for (pair, row), values in table.iterrows():
+        parts.append(values.rename((pair, row, "reproduced")))
+        printed = published.get(pair, {}).get(row)
+        if printed is not None:
+            shown = pd.Series({c: printed.scores.get(c) for c in values.index}, dtype=float)
+            parts += [shown.rename((pair, row, "published")), (values - shown).rename((pair, row, "difference"))]
+    out = pd.DataFrame(parts)
+    out.index = pd.MultiIndex.from_tuples(out.index, names=[*table.index.names, "value"])
+    return out
+
+
+def published_rows(pairs: Mapping[str, Mapping[str, str]], repo_ids: Mapping[str, str | None],
+                   transfer: bool = False) -> dict[str, Mapping[str, PublishedRow]]:
+    """{pair: {row: published row}} of the pairs whose (teacher, student) repo ids are one of Seeking's: Table 1's
+    rows, or (``transfer``) the task-transfer table's, which only Llama-2 13B -> 7B has."""
+    out = {}
+    for pair, spec in pairs.items():
+        key = (repo_ids.get(spec["teacher"]), repo_ids.get(spec["student"]))
+        if transfer and key == (LLAMA2_13B, LLAMA2_7B):
+            out[pair] = TRANSFER
+        elif not transfer and key in PUBLISHED:
+            out[pair] = PUBLISHED[key]
+    return out
+
+
+def write_table(table: pd.DataFrame, csv: str, md: str, tex: str, caption: str, transfer: bool = False) -> None:
+    """A table as csv, markdown and LaTeX (escaped, caption too), the caption naming the published source."""
+    caption = f"{caption.rstrip(' .')}. Published values: {TRANSFER_SOURCE if transfer else SOURCE}."
+    rounded = table.round(2)
+    with atomic_path(csv) as tmp:
+        rounded.to_csv(tmp)
+    write_text(md, f"{caption}\n\n{rounded.to_markdown()}\n")
+    write_text(tex, rounded.to_latex(caption=latex_caption(caption), escape=True, float_format="%.2f", na_rep="--"))
