@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 
-def mmlu_rows(data: Path, per_subject: int | None = None, subjects: int | None = None) -> list[dict[str, Any]]:
-    """MMLU test questions as cais/mmlu records ({question, subject, choices, answer: index 0-3}).
+def mmlu_rows(data: Path, per_subject: int | None = None, subjects: int | None = None,
+              split: str = "test") -> list[dict[str, Any]]:
+    """MMLU questions of one split (test, dev) as cais/mmlu records ({question, subject, choices, answer: 0-3}).
 
     Subjects in file-name order; ``subjects`` keeps the first that many, ``per_subject`` the first rows of
     each (a fixed spread across subjects rather than the first subject's questions).
     """
     rows = []
-    for path in sorted((data / "mmlu" / "test").glob("*_test.csv"))[:subjects]:
-        subject = path.name.removesuffix("_test.csv")
+    for path in sorted((data / "mmlu" / split).glob(f"*_{split}.csv"))[:subjects]:
+        subject = path.name.removesuffix(f"_{split}.csv")
         with open(path, newline="", encoding="utf-8") as f:
             for q, a, b, c, d, ans in list(csv.reader(f))[:per_subject]:
                 rows.append({"question": q, "subject": subject, "choices": [a, b, c, d], "answer": "ABCD".index(ans)})

@@ -27,19 +27,21 @@ from typing import Any
 import yaml
 from conftest import REPO
 from paper_data import humaneval_rows, mmlu_rows
+from seeking_standin import TEST_ITEMS as SEEKING_ITEMS
+from seeking_standin import seeking_override
 from snakemake.utils import update_config
 
 from pkt.io import write_jsonl
 
 DATA = REPO.parent / "shared" / "data"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-TEST_ITEMS = {"paper_mmlu": 4, "paper_gsm8k": 2, "paper_humaneval": 2, "paper_mbpp": 2}
+TEST_ITEMS = {"paper_mmlu": 4, "paper_gsm8k": 2, "paper_humaneval": 2, "paper_mbpp": 2, **SEEKING_ITEMS}
 LIMIT = 40  # rows read of each split: every extract split whole (20 / 20 / 20 / 32), train and align cut
 MODEL_TYPES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 OVERLAYS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
 # Overlays meant to go over another overlay (quick-check.yaml goes over a user's own: tested over smollm2.yaml).
 BASES = {"paper-code.yaml": ["paper.yaml"], "quick-check.yaml": ["smollm2.yaml"]}
-NO_STANDIN = {"quick-check.yaml", "seeking.yaml"}
+NO_STANDIN = {"quick-check.yaml"}
 
 
 def configfiles(overlay: str) -> list[str]:
@@ -58,8 +60,6 @@ def shipped(overlay: str) -> dict[str, Any]:
 def hub_overlays() -> list[str]:
     """Every shipped overlay that runs hub models on the papers' data: each gets a stand-in."""
     # quick-check.yaml only shrinks the run of the overlay under it, as a stand-in does: no stand-in of its own.
-    # seeking.yaml reads its training sets from the reference repository: its stand-in (local slices of them)
-    # is still to come (issue 28); its plan is tested in tests/test_seeking_config.py.
     return [o for o in OVERLAYS if shipped(o)["data"]["source"] == "paper" and o not in NO_STANDIN]
 
 
@@ -162,9 +162,15 @@ def benchmark_slices(folder: Path, tasks: list[str]) -> dict[str, dict]:
             "paper_gsm8k": gsm[: TEST_ITEMS["paper_gsm8k"]],
             "paper_humaneval": humaneval_rows(DATA)[: TEST_ITEMS["paper_humaneval"]],
             "paper_mbpp": [r for r in mbpp if r["task_id"] >= 11][: TEST_ITEMS["paper_mbpp"]]}
+    tasks = [task for task in tasks if task in rows]  # Seeking's tasks: seeking_standin.benchmark_files
     for task in tasks:
         write_jsonl(folder / f"{task}.jsonl", rows[task])
     return {task: {"data_files": {"test": str(folder / f"{task}.jsonl")}} for task in tasks}
+
+
+def is_seeking(config: dict[str, Any]) -> bool:
+    """Seeking's own experiment (config/seeking.yaml): its tasks, its reference files, its tables."""
+    return any(task.startswith("seeking_") for task in config["evaluation"]["tasks"])
 
 
 def standin_override(overlay: str, root: Path) -> dict[str, Any]:
@@ -173,7 +179,7 @@ def standin_override(overlay: str, root: Path) -> dict[str, Any]:
     config = shipped(overlay)
     models = build_models(config, root / "hub", root / "scratch")
     tasks = config["evaluation"]["tasks"]
-    return {
+    override = {
         "run_name": f"standin_{config['run_name']}", "device": "cpu", "seeds": [0],
         "data": {"paper": {"location": str(DATA / "paper_splits"), "limit": LIMIT}},
         "models": models,
@@ -183,19 +189,22 @@ def standin_override(overlay: str, root: Path) -> dict[str, Any]:
                        "sampling": {t: {"samples": 2} for t in tasks if t == "paper_humaneval"}},
         "tables": {"bootstrap": 100},
     }
+    if is_seeking(config):  # its training files in the reference's schema, its test files, a cut transfer grid
+        update_config(override, seeking_override(config, root, DATA))
+    return override
 
 
 def run_standin(overlay: str, root: Path, snakemake, extra: dict[str, Any] | None = None, check: bool = True):
-    """The shipped config's DAG (``tables figures``) on its stand-in in the workflow copy ``root``, with ``extra``
-    merged over the stand-in's config (the GPU check: ``device: cuda``); (its results folder, the finished
-    Snakemake process)."""
+    """The shipped config's DAG (``tables figures``, and ``seeking_tables`` for Seeking's) on its stand-in in the
+    workflow copy ``root``, with ``extra`` merged over the stand-in's config (the GPU check: ``device: cuda``); (its
+    results folder, the finished Snakemake process)."""
     override = standin_override(overlay, root)
     update_config(override, extra or {})
     (root / "config" / "standin.yaml").write_text(yaml.safe_dump(override))
     os.environ.update(HF_HUB_CACHE=str(root / "hub"), HF_HUB_OFFLINE="1")  # the stand-in hub: no download
     try:
-        proc = snakemake(root, "tables", "figures", "--configfile", *configfiles(overlay), "config/standin.yaml",
-                         check=check)
+        targets = ["tables", "figures", *(["seeking_tables"] if is_seeking(shipped(overlay)) else [])]
+        proc = snakemake(root, *targets, "--configfile", *configfiles(overlay), "config/standin.yaml", check=check)
     finally:
         for key in ("HF_HUB_CACHE", "HF_HUB_OFFLINE"):
             os.environ.pop(key, None)

@@ -8,7 +8,6 @@ Llama tokens); the seeking_* tasks must reproduce each byte for byte, and score 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -44,12 +43,7 @@ def assert_prompts(expected: dict, prompts: list[str]) -> None:
 
 def mmlu_dev(data: Path) -> list[dict]:
     """MMLU's dev questions as cais/mmlu records, subjects in file-name order (the hub's dev split)."""
-    rows = []
-    for path in sorted((data / "mmlu" / "dev").glob("*_dev.csv")):
-        with open(path, newline="", encoding="utf-8") as f:
-            rows += [{"question": q, "subject": path.name.removesuffix("_dev.csv"), "choices": [a, b, c, d],
-                      "answer": "ABCD".index(ans)} for q, a, b, c, d, ans in csv.reader(f)]
-    return rows
+    return mmlu_rows(data, split="dev")
 
 
 def write(path: Path, rows: list[dict]) -> str:
