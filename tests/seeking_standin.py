@@ -19,13 +19,12 @@ reference's rows:
 Each train file has :data:`TRAIN_ROWS` rows and each seed file (``extract``: sample_*.jsonl) :data:`EXTRACT_ROWS`,
 as many as the reference's, so ``seeking.k`` (32) is kept. The evaluation tasks read slices of the real benchmarks in
 the hub datasets' schema (GSM8K test, MMLU test with its subjects' dev questions for 5-shot) and a few hand-made
-Super-NI instances in :mod:`pkt.evaluation.superni`'s schema. The transfer grid is cut to
-:data:`TRANSFER` (CI time): a row extracted from an evaluated task's set and LIMA's, which only the grid extracts.
+Super-NI instances in :mod:`pkt.evaluation.superni`'s schema. The transfer grid (``seeking.transfer``: four rows of
+three adapters each) is kept whole: the stand-in takes about 1.5 minutes on 2 cores with it, 1.1 without.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import random
@@ -41,7 +40,6 @@ TRAIN_ROWS = 40  # the stand-in's data.paper.limit: every row read
 EXTRACT_ROWS = 32  # as the reference's sample_*.jsonl: seeking.k draws all 32
 TEST_ITEMS = {"seeking_gsm8k_0shot": 2, "seeking_gsm8k_8shot": 2, "seeking_mmlu_0shot": 4, "seeking_mmlu_5shot": 4,
               "seeking_superni": 2}
-TRANSFER = ["seeking_gsm", "seeking_lima"]  # two of the four transfer rows (CI time)
 
 # Super-NI instances for the test file, in pkt.evaluation.superni's schema (made up: not Super-NI's).
 SUPERNI_TEST = [
@@ -69,16 +67,6 @@ def gsm_rows(data: Path, n: int, start: int) -> list[dict[str, Any]]:
         rows.append({"dataset": "gsm", "id": f"gsm_{i}", "messages": [
             {"role": "user", "content": f"Answer the following question.\n\nQuestion: {problem['question']}"},
             {"role": "assistant", "content": gsm_solution(problem["answer"])}]})
-    return rows
-
-
-def mmlu_dev(data: Path) -> list[dict[str, Any]]:
-    """MMLU dev questions (5 per subject, subjects in file-name order) as cais/mmlu records."""
-    rows = []
-    for path in sorted((data / "mmlu" / "dev").glob("*_dev.csv")):
-        with open(path, newline="", encoding="utf-8") as f:
-            rows += [{"question": q, "subject": path.name.removesuffix("_dev.csv"), "choices": [a, b, c, d],
-                      "answer": "ABCD".index(ans)} for q, a, b, c, d, ans in csv.reader(f)]
     return rows
 
 
@@ -136,7 +124,7 @@ def lima_rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 def reference_rows(data: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """{task: {split: rows}} of the four training sets: ``train`` and its seed file ``extract``, disjoint."""
-    dev = mmlu_dev(data)
+    dev = mmlu_rows(data, split="dev")
     return {
         "seeking_gsm": {"train": gsm_rows(data, TRAIN_ROWS, 0), "extract": gsm_rows(data, EXTRACT_ROWS, TRAIN_ROWS)},
         "seeking_mmlu": {"train": mmlu_reference_rows(dev[::5][:TRAIN_ROWS]),  # one per subject, then the next
@@ -153,7 +141,8 @@ def reference_files(folder: Path, data: Path, files: dict[str, dict[str, Any]]) 
     for task, splits in files.items():
         for split, file in splits.items():
             path = f"{file['path'].rsplit('/', 1)[0]}/standin_{split}.jsonl"
-            write_jsonl(folder / path, rows[task][split])
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)  # the reference's key order and separators
+            (folder / path).write_text("".join(json.dumps(row) + "\n" for row in rows[task][split]))
             digest = hashlib.sha256((folder / path).read_bytes()).hexdigest()
             entries.setdefault(task, {})[split] = {"location": str(folder), "path": path, "sha256": digest,
                                                    "records": len(rows[task][split])}
@@ -168,7 +157,7 @@ def benchmark_files(folder: Path, data: Path, tasks: list[str]) -> dict[str, dic
     mmlu = mmlu[:: len(mmlu) // TEST_ITEMS["seeking_mmlu_0shot"]][: TEST_ITEMS["seeking_mmlu_0shot"]]
     subjects = {q["subject"] for q in mmlu}
     files = {"gsm8k": gsm[: TEST_ITEMS["seeking_gsm8k_0shot"]], "mmlu_test": mmlu,
-             "mmlu_dev": [q for q in mmlu_dev(data) if q["subject"] in subjects],  # the 5-shot exemplars
+             "mmlu_dev": [q for q in mmlu_rows(data, split="dev") if q["subject"] in subjects],  # the 5-shot exemplars
              "superni": SUPERNI_TEST[: TEST_ITEMS["seeking_superni"]]}
     for name, rows in files.items():
         write_jsonl(folder / f"{name}.jsonl", rows)
@@ -180,11 +169,10 @@ def benchmark_files(folder: Path, data: Path, tasks: list[str]) -> dict[str, dic
 
 
 def seeking_override(config: dict[str, Any], root: Path, data: Path) -> dict[str, Any]:
-    """What the Seeking stand-in changes beyond every stand-in's override: its training files, its test files and
-    a cut transfer grid."""
+    """What the Seeking stand-in changes beyond every stand-in's override: the files of its training sets (every
+    task it trains on or extracts from, written under ``root/reference``) and its test files (``root/tests``)."""
     seeking = [t for t in config["evaluation"]["tasks"] if t in TEST_ITEMS]
     files = {task: config["data"]["paper"]["files"][task] for task in
              dict.fromkeys([*config["evaluation"]["train_task"].values(), *config["seeking"]["transfer"]])}
     return {"data": {"paper": {"files": reference_files(root / "reference", data, files)}},
-            "evaluation": {"data": benchmark_files(root / "tests", data, seeking)},
-            "seeking": {"transfer": [t for t in config["seeking"]["transfer"] if t in TRANSFER]}}
+            "evaluation": {"data": benchmark_files(root / "tests", data, seeking)}}

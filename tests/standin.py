@@ -12,6 +12,9 @@ sha256 and record-count checks, with no ``seeking.k`` override: every extract sp
 rows), train and align splits to their first 40 rows (``data.paper.limit``; test_paper_config converts every row of
 every split). The test sets are slices of the real benchmarks in the hub datasets' schema. Only what sizes CI time
 is cut: split rows, one optimizer step of two micro-batches of two per adapter, one seed, a few test items.
+config/seeking.yaml reads its training sets from its reference repository, which CI cannot reach: its stand-in
+(tests/seeking_standin.py) writes local files in their schema and its evaluations' test files, keeps its whole
+task-transfer grid, and its DAG runs ``seeking_tables`` too.
 """
 
 from __future__ import annotations
@@ -40,8 +43,11 @@ LIMIT = 40  # rows read of each split: every extract split whole (20 / 20 / 20 /
 MODEL_TYPES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 OVERLAYS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "config.yaml")
 # Overlays meant to go over another overlay (quick-check.yaml goes over a user's own: tested over smollm2.yaml).
-BASES = {"paper-code.yaml": ["paper.yaml"], "quick-check.yaml": ["smollm2.yaml"]}
-NO_STANDIN = {"quick-check.yaml"}
+BASES = {"paper-code.yaml": ["paper.yaml"], "quick-check.yaml": ["smollm2.yaml"],
+         "seeking-llama1.yaml": ["seeking.yaml"]}
+# Overlays whose stand-in would be another's: quick-check.yaml shrinks the run under it; seeking-llama1.yaml runs
+# seeking.yaml's DAG on other checkpoints of the same family (its plan is tested in tests/test_resources.py).
+NO_STANDIN = {"quick-check.yaml", "seeking-llama1.yaml"}
 
 
 def configfiles(overlay: str) -> list[str]:
@@ -189,7 +195,7 @@ def standin_override(overlay: str, root: Path) -> dict[str, Any]:
                        "sampling": {t: {"samples": 2} for t in tasks if t == "paper_humaneval"}},
         "tables": {"bootstrap": 100},
     }
-    if is_seeking(config):  # its training files in the reference's schema, its test files, a cut transfer grid
+    if is_seeking(config):  # its training files in the reference's schema and its test files
         update_config(override, seeking_override(config, root, DATA))
     return override
 

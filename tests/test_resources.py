@@ -90,6 +90,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
     hub = config["data"]["source"] == "paper"
     models = {n for n, m in config["models"].items() if ("hub" in m) == hub}
     pairs = {n: p for n, p in config["pairs"].items() if p["teacher"] in models}
+    if config.get("run_pairs"):  # seeking-llama1.yaml over seeking.yaml: only its pairs and their models
+        pairs = {n: pairs[n] for n in config["run_pairs"]}
+        models = {p[role] for p in pairs.values() for role in ("teacher", "student")}
     methods = config["methods"]
     runs = {base_method(m) for m in methods}  # semalign_cosine runs semalign
     rows = len(methods) + len(config.get("seeking", {}).get("transfer") or [])  # + Seeking's transfer rows

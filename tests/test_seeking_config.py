@@ -60,3 +60,22 @@ def test_seeking_k_is_checked_against_the_training_sets_seed_file():
     config["seeking"]["k"] = 40
     assert "seeking.k: 40 exceeds the extract split of seeking_gsm: data.paper.files.seeking_gsm.extract " \
            "(gsm/sample_gsm.jsonl, 32 records) has 32 rows" in config_errors(config)
+
+
+def test_the_llama1_overlay_runs_only_its_pairs_and_their_models():
+    from pkt.config_checks import ConfigError, active
+    from pkt.methods.seeking.tables import published_rows
+    from pkt.report.published import repo_id
+
+    config = seeking_config()
+    update_config(config, yaml.safe_load((REPO / "config" / "seeking-llama1.yaml").read_text()))
+    run = active(config)
+    assert list(run["pairs"]) == ["llama1_13b_7b", "llama1_30b_7b", "llama1_30b_13b"]
+    assert sorted(run["models"]) == ["llama1_13b", "llama1_30b", "llama1_7b"]  # not seeking.yaml's Llama-2 models
+    assert config_errors(run) == []
+    ids = {name: repo_id(m) for name, m in run["models"].items()}
+    rows = published_rows(run["pairs"], ids)
+    assert sorted(rows) == sorted(run["pairs"]) and "teacher" not in rows["llama1_30b_7b"]  # no vanilla 30B printed
+    config["run_pairs"] = ["llama1_65b_7b"]
+    with pytest.raises(ConfigError, match=r"run_pairs: \['llama1_65b_7b'\] are not pairs of this config"):
+        active(config)

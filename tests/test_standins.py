@@ -3,48 +3,66 @@
 paper.yaml (Llama, untied, multi-head), paper-code.yaml over it (a 32,001-token WizardCoder teacher beside a
 32,000-token student: ``shared_vocab_only``), smollm2.yaml (tied embeddings, grouped-query attention, a
 teacher shallower than its student) and qwen2.5.yaml (Qwen2 with q/k/v biases, tied, GQA) each run
-``tables figures`` with every method they list, on the real LaTen splits unaltered. The models are random,
-so the scores mean nothing; what is checked is that every stage runs on inputs shaped like the real ones and
-that provenance, protocol and the published rows reach the outputs.
+``tables figures`` with every method they list, on the real LaTen splits unaltered. seeking.yaml (base Llama-2
+13B -> 7B, Seeking's own evaluations and its task-transfer grid) runs ``seeking_tables`` too, on local files in the
+schema of its reference repository's training sets (tests/seeking_standin.py: CI cannot download them). The models
+are random, so the scores mean nothing; what is checked is that every stage runs on inputs shaped like the real
+ones and that provenance, protocol and the published rows reach the outputs.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import copy_workflow, snakemake
-from standin import COMMIT, DATA, LIMIT, TEST_ITEMS, hub_overlays, run_standin, shipped
+from snakemake.utils import update_config
+from standin import COMMIT, DATA, LIMIT, TEST_ITEMS, hub_overlays, is_seeking, run_standin, shipped
 
-from pkt.config_checks import active
+from pkt.config_checks import active, prepared_tasks
 from pkt.io import read_jsonl
+from pkt.methods.seeking.tables import source_label
+from pkt.report.published_seeking import LLAMA2_7B, LLAMA2_13B, PUBLISHED, TRANSFER
+from pkt.rows import TRANSFER as TRANSFER_ROW
 
 pytestmark = [pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent"), pytest.mark.slow]
 OVERLAYS = hub_overlays()
+# Seeking's evaluations keep their own prompts (Open-Instruct's plain format, with shots), not evaluation.protocol.
+SEEKING_PROMPTS = {task: f"the task's own prompt, {shots}-shot" for task, shots in (
+    ("seeking_gsm8k_0shot", 0), ("seeking_gsm8k_8shot", 8), ("seeking_mmlu_0shot", 0), ("seeking_mmlu_5shot", 5),
+    ("seeking_superni", 0))}
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
 def standin(request, tmp_path_factory):
-    """(overlay, its shipped config as the run sees it: its hub models and pairs, the results of its stand-in)."""
+    """(overlay, its shipped config as the run sees it, with the stand-in's overrides: its hub models and pairs,
+    its split files; the results of its stand-in)."""
     root = copy_workflow(tmp_path_factory.mktemp(request.param.removesuffix(".yaml")))
     results, _ = run_standin(request.param, root, snakemake)
-    return request.param, active(shipped(request.param)), results
+    config = shipped(request.param)
+    update_config(config, yaml.safe_load((root / "config" / "standin.yaml").read_text()))
+    return request.param, active(config), results
 
 
 def test_every_shipped_hub_config_has_a_stand_in():
     """Found from config/, so a new hub config is in the list (and gets a stand-in) without an edit here."""
-    assert {"paper-code.yaml", "paper.yaml", "qwen2.5.yaml", "smollm2.yaml"} <= set(OVERLAYS)
+    assert {"paper-code.yaml", "paper.yaml", "qwen2.5.yaml", "seeking.yaml", "smollm2.yaml"} <= set(OVERLAYS)
     assert "smoke.yaml" not in OVERLAYS  # toy overlays run through the smoke and default DAGs
 
 
 def test_the_real_splits_are_converted_and_every_extract_split_whole(standin):
+    """Each split the run trains on, as its file holds it: the LaTen splits, or Seeking's stand-in files."""
     _, config, results = standin
-    for task in config["evaluation"]["tasks"]:
-        for split, file in config["data"]["paper"]["files"][task].items():
+    paper = config["data"]["paper"]
+    for task in prepared_tasks(config):  # Seeking's: the sets it trains on and those its transfer rows extract from
+        for split, file in paper["files"][task].items():
             ours = read_jsonl(results / "data" / task / f"{split}.jsonl")
-            theirs = [json.loads(line) for line in (DATA / "paper_splits" / file["path"]).read_text().split("\n")
-                      if line.strip()][:LIMIT]
+            source = Path(file.get("location", paper["location"])) / file["path"]
+            theirs = [json.loads(line) for line in source.read_text().split("\n") if line.strip()][:LIMIT]
             assert len(ours) == min(file["records"], LIMIT) and [r["messages"] for r in ours] == [
                 r["messages"] for r in theirs]
             if split == "extract":
@@ -68,12 +86,14 @@ def test_every_method_is_evaluated_with_the_papers_protocol_and_names_its_model(
     tasks, pairs = config["evaluation"]["tasks"], config["pairs"]
     vanilla = {p[role] for p in pairs.values() for role in ("teacher", "student")}
     expected = {("vanilla", m, t) for m in vanilla for t in tasks}
-    expected |= {(method, pair, t) for method in config["methods"] for pair in pairs for t in tasks}
+    rows = [*config["methods"], *(f"{TRANSFER_ROW}{task}" for task in config["seeking"]["transfer"])]
+    expected |= {(method, pair, t) for method in rows for pair in pairs for t in tasks}
     found = {(p.parts[-4], p.parts[-3], p.parts[-2]) for p in (results / "eval").rglob("seed0.json")}
     assert found == expected
     for path in (results / "eval").rglob("seed0.json"):
         r = json.loads(path.read_text())
-        assert r["protocol"] == config["evaluation"]["protocol"] and r["n"] == TEST_ITEMS[r["task"]]
+        protocol = SEEKING_PROMPTS.get(r["task"], config["evaluation"]["protocol"])
+        assert r["protocol"] == protocol and r["n"] == TEST_ITEMS[r["task"]]
         assert set(r["items"]["score"]) <= {0.0, 1.0}
         prov = json.loads((results / "models" / r["model"]["name"] / "provenance.json").read_text())
         assert r["model"]["identity"] == prov["identity"] and r["model"]["commit"] == COMMIT
@@ -103,3 +123,35 @@ def test_the_paper_tables_put_the_published_rows_beside_the_reproduced_ones(stan
     if overlay == "paper-code.yaml":
         assert (results / "tables" / "code_teachers.md").is_file()
     assert (results / "figures" / "benchmarks.png").is_file()
+
+
+def table_rows(path: Path) -> tuple[list[str], dict[tuple[str, str, str], list[float]]]:
+    """A Seeking table's csv: (its score columns, {(pair, row, value): scores}) with the rows in file order."""
+    with open(path, newline="") as f:
+        header, *lines = list(csv.reader(f))
+    return header[3:], {tuple(line[:3]): [float(v) for v in line[3:]] for line in lines}
+
+
+def test_table_1_and_the_transfer_table_put_the_published_rows_beside_the_reproduced_ones(standin):
+    """Seeking's own tables: every row reproduced, then published and the difference (the pair's checkpoints are
+    Seeking's Llama-2 13B -> 7B), in every column of its evaluations but AlpacaFarm (off: no Avg either)."""
+    _, config, results = standin
+    if not is_seeking(config):
+        pytest.skip("no Seeking tables: not Seeking's own experiment")
+    columns = ["GSM8K 0-shot", "GSM8K 8-shot", "MMLU 0-shot", "MMLU 5-shot", "Super-NI EM", "Super-NI ROUGE-L"]
+    published = PUBLISHED[(LLAMA2_13B, LLAMA2_7B)]
+    header, main = table_rows(results / "tables" / "seeking_main.csv")
+    assert header == columns and [key[1:] for key in main] == [
+        (row, value) for row in published for value in ("reproduced", "published", "difference")]
+    for row, printed in published.items():  # student, teacher, lora, seeking: Table 1's order
+        assert main[("llama2_base", row, "published")] == [printed.scores[c] for c in columns]
+    header, transfer = table_rows(results / "tables" / "seeking_transfer.csv")
+    sources = [source_label(task) for task in config["seeking"]["transfer"]]  # the shipped grid, whole
+    assert header == columns and sorted({key[1] for key in transfer}) == sorted(sources) == sorted(TRANSFER)
+    for source in sources:
+        shown, printed = transfer[("llama2_base", source, "reproduced")], transfer[("llama2_base", source, "published")]
+        assert printed == [TRANSFER[source].scores[c] for c in columns]
+        assert transfer[("llama2_base", source, "difference")] == pytest.approx(
+            [a - b for a, b in zip(shown, printed)], abs=0.011)  # each rounded to 2 places
+    for name in ("seeking_main", "seeking_transfer"):
+        assert "Seeking Neural Nuggets" in (results / "tables" / f"{name}.md").read_text()

@@ -224,6 +224,14 @@ def active(config: dict[str, Any]) -> dict[str, Any]:
              if name not in unknown and (p["teacher"] in models) != (p["student"] in models)]
     if mixed:
         raise ConfigError(f"pairs {mixed}: a pair's teacher and student must both be toy or both be hub models")
+    chosen = config.get("run_pairs")
+    if chosen:  # an overlay over another that has pairs of its own (seeking-llama1.yaml over seeking.yaml)
+        missing = [name for name in chosen if name not in pairs]
+        if missing:
+            raise ConfigError(f"run_pairs: {missing} are not pairs of this config ({sorted(pairs)})")
+        pairs = {name: pairs[name] for name in chosen}
+        used = {p[role] for p in pairs.values() for role in ("teacher", "student")}
+        models = {name: m for name, m in models.items() if name in used}
     return {**config, "models": models, "pairs": pairs}
 
 

@@ -22,7 +22,8 @@ rule extract_seeking:
     benchmark:
         f"{LOGS}/extract_seeking/{{pair}}.benchmark.tsv"
     params:
-        seeking=config["seeking"],
+        # how factors are cut (pkt.methods.seeking.extract.ExtractSettings); seeking.transfer names rows, not settings
+        seeking={key: value for key, value in config["seeking"].items() if key != "transfer"},
         rank=config["lora"]["r"],
         tasks=EXTRACT_TASKS,
         models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],

@@ -60,9 +60,14 @@ def metric_value(result: Mapping[str, Any], metric: str) -> float:
     raise KeyError(f"{result.get('task')}: no metric {metric!r} in its result (it has {known})")
 
 
+# config/seeking.yaml's tasks whose name is not "seeking_" + Seeking's own (its data folders, its published rows).
+SOURCE_LABELS = {"seeking_superni": "super_ni"}
+
+
 def source_label(task: str) -> str:
-    """'seeking_gsm' -> 'gsm': an extraction task as the published table names it."""
-    return task.removeprefix("seeking_")
+    """'seeking_gsm' -> 'gsm', 'seeking_superni' -> 'super_ni': an extraction task as the published table names it
+    (:data:`pkt.report.published_seeking.TRANSFER`'s keys)."""
+    return SOURCE_LABELS.get(task, task.removeprefix("seeking_"))
 
 
 def cells(paths: Iterable[str | os.PathLike[str]],
