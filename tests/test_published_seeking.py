@@ -26,3 +26,14 @@ def test_the_transfer_tables_matching_cells_are_table_1s_seeking_row():
                 "super_ni": ["Super-NI EM", "Super-NI ROUGE-L"], "lima": ["AlpacaFarm"]}
     for task, columns in matching.items():
         assert [TRANSFER[task].scores[c] for c in columns] == [seeking[c] for c in columns]
+
+
+def test_the_ablations_full_method_bars_are_table_1s_averages():
+    from pkt.report.published_seeking import ABLATION_PAIRS, ABLATIONS
+
+    full = {"layers": "sensitivity", "structure": "submatrix", "modules": "all"}
+    averages = tuple(PUBLISHED[pair]["seeking"].scores["Avg"] for pair in ABLATION_PAIRS)
+    assert averages == (28.22, 28.63)
+    for setting, variant in full.items():
+        assert ABLATIONS[setting][variant] == averages
+        assert all(value <= best for values in ABLATIONS[setting].values() for value, best in zip(values, averages))

@@ -83,3 +83,19 @@ TRANSFER: Final[Mapping[str, PublishedRow]] = MappingProxyType({
         ("lima", (24.08, 25.60, 49.03, 47.23, 25.63, 42.83, 24.64), 34.15),
     )
 })
+
+ABLATION_SOURCE: Final = ("Seeking Neural Nuggets (ICLR 2024), project website ablation figures: LLaMA-1 average scores "
+                          "read off bar charts, approximate except the full method's (Table 1's Avg)")
+# {ablated setting: {variant (the seeking section's value): (13B -> 7B, 30B -> 7B) average}}. The full method
+# (sensitivity layers, sub-matrix, all modules) is Table 1's printed Avg; the other bars are read to about 0.05.
+# "neuron" (whole rows by sensitivity) has no counterpart among the extraction's structures.
+ABLATIONS: Final[Mapping[str, Mapping[str, tuple[float, float]]]] = MappingProxyType({
+    "layers": MappingProxyType({"random": (28.03, 28.37), "first": (27.97, 28.42), "last": (28.09, 28.46),
+                                "sensitivity": (28.22, 28.63)}),
+    "structure": MappingProxyType({"random": (27.06, 27.12), "neuron": (27.27, 27.36), "rowcol": (27.83, 28.23),
+                                   "submatrix": (28.22, 28.63)}),
+    "modules": MappingProxyType({"embedding": (27.33, 27.52), "ffn": (27.87, 28.23), "attention": (27.53, 27.92),
+                                 "all": (28.22, 28.63)}),
+})
+# The pairs of the two values of each bar, in order.
+ABLATION_PAIRS: Final = ((LLAMA1_13B, LLAMA1_7B), (LLAMA1_30B, LLAMA1_7B))
