@@ -84,8 +84,8 @@ TRANSFER: Final[Mapping[str, PublishedRow]] = MappingProxyType({
     )
 })
 
-ABLATION_SOURCE: Final = ("Seeking Neural Nuggets (ICLR 2024), project website ablation figures: LLaMA-1 average scores "
-                          "read off bar charts, approximate except the full method's (Table 1's Avg)")
+ABLATION_SOURCE: Final = ("Seeking Neural Nuggets (ICLR 2024), project website ablation figures: LLaMA-1 average "
+                          "scores read off bar charts, approximate except the full method's (Table 1's Avg)")
 # {ablated setting: {variant (the seeking section's value): (13B -> 7B, 30B -> 7B) average}}. The full method
 # (sensitivity layers, sub-matrix, all modules) is Table 1's printed Avg; the other bars are read to about 0.05.
 # "neuron" (whole rows by sensitivity) has no counterpart among the extraction's structures.
