@@ -121,3 +121,8 @@ def test_a_hub_pair_without_its_own_run_name_is_refused(tmp_path, dirs):
     proc = snakemake(root, "-n", "--configfile", "config/config.yaml", "mine.yaml", check=False)
     assert proc.returncode != 0
     assert "run_name: required for this run (hub models smol_student, smol_teacher)" in proc.stdout
+
+
+def test_a_local_dir_without_a_model_is_named(tmp_path):
+    with pytest.raises(HubConfigError, match=r"models\.mine\.hub\.local_dir: .*nowhere has no config\.json"):
+        resolve_models({"mine": {"hub": {"local_dir": str(tmp_path / "nowhere")}}})

@@ -79,6 +79,9 @@ def resolve_hub_model(name: str, model: dict[str, Any]) -> tuple[dict[str, Any],
     missing = [k for k in SIZES if k not in model]
     path = hub_file(hub, "config.json", download=bool(missing))
     if path is None:
+        if missing and hub.get("local_dir"):
+            return model, [f"{key}.hub.local_dir: {hub['local_dir']} has no config.json (a model folder in the hub's "
+                           f"layout), so {', '.join(missing)} cannot be read from it"]
         if missing:
             return model, [f"{key}: {', '.join(missing)} not given, and the config.json of {where(hub)} cannot be "
                            "read (not in the hub cache, offline?): give hub.local_dir, or type them"]
