@@ -394,3 +394,14 @@ def prepare_resources():
         return job_resources(stage, [model_size(wildcards.model)], gpu=ON_GPU and not hub)
 
     return by_key(of)
+
+
+def seeking_table_outputs():
+    """The tables seeking_tables writes: the transfer table only where seeking.transfer names tasks."""
+    names = ["main", "transfer"] if TRANSFER_ROWS else ["main"]
+    return {f"{name}_{ext}": f"{RUN}/tables/seeking_{name}.{ext}" for name in names for ext in ("csv", "md", "tex")}
+
+
+def seeking_main_evals():
+    """The eval results Seeking's Table 1 reads: the vanilla models', lora's and seeking's (eval/<method>/...)."""
+    return [path for path in eval_targets() if Path(path).parts[-4] in ("vanilla", "lora", "seeking")]

@@ -5,15 +5,9 @@ localrules:
     seeking_tables,
 
 
-def seeking_table_outputs():
-    """The tables seeking_tables writes: the transfer table only where seeking.transfer names tasks."""
-    names = ["main", "transfer"] if TRANSFER_ROWS else ["main"]
-    return {f"{name}_{ext}": f"{RUN}/tables/seeking_{name}.{ext}" for name in names for ext in ("csv", "md", "tex")}
-
-
 rule seeking_tables:
     input:
-        main=[path for path in eval_targets() if path.split("/")[-4] in ("vanilla", "lora", "seeking")],
+        main=seeking_main_evals(),
         transfer=expand(f"{RUN}/eval/{{row}}/{{pair}}/{{task}}/seed{{seed}}.json", row=TRANSFER_ROWS, pair=PAIRS,
                         task=EVAL_TASKS, seed=SEEDS),
         code=code("scripts/seeking_tables.py"),
