@@ -56,8 +56,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 
+# The HTML report of a finished run: `make report RUN=paper` writes results/paper/report.html from that run's DAG
+# and config files (pkt.run_config finds them by run name; CONFIGS="config/a.yaml ..." gives them), with the
+# transfer-probe table where it ran outside the default target (make transfer-probe).
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --report results/toy/report.html
+	@configs=$$($(BIN)/python -m pkt.run_config $(RUN) $(CONFIGS)) || exit 1; set -x; \
+	$(BIN)/snakemake --cores $(CORES) $${configs:+--configfile $$configs} --report results/$(RUN)/report.html \
+		all $(if $(wildcard results/$(RUN)/tables/transfer_probe.csv),transfer_table)
 
 # On a CUDA machine (a CUDA build of torch in the venv): every hub config's stand-in DAG on the GPU, the MFU
 # benchmark and vLLM where installed; one JSON summary (benchmarks/gpu_check.py, about 8 minutes on an H100).

@@ -8,6 +8,7 @@ from pkt.methods.semalign.analysis import (
     bases_check,
     cka_matrix,
     layer_outputs,
+    model_label,
     plot_bases,
     plot_cka,
     summary,
@@ -28,8 +29,8 @@ if __name__ == "__main__":
         batches, _ = supervised_batches(records, tokenizer, 16, params.max_length)
         keep = token_sample(batches, params.n_tokens, seed=0)  # the same tokens for every model
         teacher_h, student_h = layer_outputs(teacher, batches, keep), layer_outputs(student, batches, keep)
-        checks = {f"{role} ({name})": bases_check(hidden, model.get_output_embeddings().weight.detach(),
-                                                   model.get_input_embeddings().weight.detach())
+        checks = {model_label(role, name): bases_check(hidden, model.get_output_embeddings().weight.detach(),
+                                                       model.get_input_embeddings().weight.detach())
                   for role, name, model, hidden in (("teacher", params.models[0], teacher, teacher_h),
                                                     ("student", params.models[1], student, student_h))}
         before = cka_matrix(teacher_h, student_h)

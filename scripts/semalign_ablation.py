@@ -32,6 +32,8 @@ if __name__ == "__main__":
         teacher, tokenizer = None, None
         adapters = {}
         for slug, variant in variants(sem).items():
+            if slug not in params.variants:  # a job per variant where one for all would outrun max_runtime
+                continue
             targets_dir = Path(inp.targets)
             if variant["targets"]:  # another signal or interpolation: this variant's own teacher targets
                 settings = dataclasses.replace(configured, **variant["targets"])

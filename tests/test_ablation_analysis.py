@@ -80,13 +80,16 @@ def test_a_one_seed_variant_is_compared_with_the_configured_row_on_its_seed(tmp_
     assert list(table["identical_to"]) == ["", "", "as configured", ""]
     note = table.attrs["note"]
     assert "variant's own seeds ([0]), paired by seed" in note and "test items only" in note
-    assert "† interp off is identical to as configured on every item" in note
+    assert "† interp off is identical to as configured on every item" in table.attrs["footnotes"][0]
+    assert "the change altered no answer" in table.attrs["footnotes"][0]  # why, for a copy of a trained row
     out = tmp_path / "out"
     write_ablation(table, out / "a.csv", out / "a.md", out / "a.tex", "toy_mmlu ablation")
     md = (out / "a.md").read_text()
     assert md.startswith("toy_mmlu ablation. 'vs configured' = variant minus") and "identical_to" not in md
     assert "identical_to" in (out / "a.csv").read_text().splitlines()[0]
     assert "\\caption{toy\\_mmlu ablation. 'vs configured'" in (out / "a.tex").read_text()
+    assert "\\textsuperscript{\\dag} interp off is identical" in (out / "a.tex").read_text()  # the footnote
+    assert md.rstrip().endswith("not evidence about its own method.")  # the footnote, under the table
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +169,29 @@ def test_the_bases_figure_and_json_name_each_rule(model, tmp_path):
     record = summary([[1.0]], [[1.0]], {"teacher": found})
     assert record["bases_rules"] == ["cosine", "logit"] and record["bases_check"]["teacher"] == found
     assert "B B^T r" in record["bases_definition"]["cosine"] and "B W r" in record["bases_definition"]["logit"]
+
+
+def test_the_bases_figure_has_integer_layer_ticks_and_names_each_model_once():
+    """A 2-layer student's axis shows 1 and 2 (not 1.0, 1.2, ... 2.0); a model named after its role is titled
+    once ('teacher', not 'teacher (teacher)'); one legend for every panel."""
+    import matplotlib.pyplot as plt
+
+    from pkt.methods.semalign.analysis import bases_figure, model_label
+
+    assert model_label("teacher", "teacher") == "teacher"
+    assert model_label("teacher", "Llama-2-13b") == "teacher (Llama-2-13b)"
+    checks = {model_label(role, role): {rule: {b: [0.5] * n for b in BASES} for rule in RULES}
+              for role, n in (("teacher", 4), ("student", 2))}
+    fig = bases_figure(checks, "t")
+    try:
+        axes = [ax for ax in fig.axes if ax.lines]
+        assert [list(ax.get_xticks()) for ax in axes] == [[1, 2, 3, 4]] * 2 + [[1, 2]] * 2
+        assert all(float(t).is_integer() for ax in axes for t in ax.get_xticks())
+        titles = [ax.get_title().splitlines()[0] for ax in axes]
+        assert titles == ["teacher, 4 layers"] * 2 + ["student, 2 layers"] * 2
+        assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in axes)
+    finally:
+        plt.close(fig)
 
 
 def test_the_gram_form_cka_equals_pairwise_linear_cka(model):

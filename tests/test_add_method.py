@@ -22,8 +22,8 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow, planned_jobs, snakemake
 
-from pkt.config_checks import method_settings
 from pkt.config_schema import load_schema, schema_problems
+from pkt.config_settings import method_settings
 from pkt.methods import BUILTIN, REGISTRY, LoraSettings, Method, get_method, method_module, register
 from pkt.methods.schema import section_schema, with_methods
 from pkt.rows import INPUTS, METHODS, method_spec, new_methods

@@ -129,3 +129,47 @@ def test_prompt_rows_need_an_instruction(tmp_path):
     lines = tmp_path / "rows.jsonl"
     lines.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     assert af.load_prompts(lines) == ROWS
+
+
+def test_a_judged_run_becomes_an_eval_result_that_fills_seekings_alpacafarm_column(tmp_path):
+    """run's summary -> an eval result (fractions, as lm-eval's) -> the AlpacaFarm column of Table 1, in %; with
+    all seven columns present the row gets its Avg."""
+    from pkt.methods.seeking.tables import COLUMNS, main_table
+
+    result = af.result_of({"judge": "j", "prompts": 805, "win_rate": 24.64, "standard_error": 1.5})
+    assert result["task"] == "alpaca_farm" and result["n"] == 805 and result["value"] == pytest.approx(0.2464)
+    assert result["metrics"] == {"win_rate,none": pytest.approx(0.2464), "win_rate_stderr,none": pytest.approx(0.015)}
+    with pytest.raises(ValueError, match="returned no win_rate"):
+        af.result_of({"judge": "j", "prompts": 805, "win_rate": None})
+    metrics = {"seeking_gsm8k_0shot": {"exact_match,none": 0.1}, "seeking_gsm8k_8shot": {"exact_match,none": 0.2},
+               "seeking_mmlu_0shot": {"acc,none": 0.3}, "seeking_mmlu_5shot": {"acc,none": 0.4},
+               "seeking_superni": {"exact_match,none": 0.5, "rougeL,none": 0.6}}
+    paths = []
+    for task, values in [*metrics.items(), ("alpaca_farm", result["metrics"])]:
+        paths.append(tmp_path / f"{task}.json")
+        paths[-1].write_text(json.dumps({"method": "seeking", "pair": "p", "task": task, "seed": 1,
+                                         "metrics": values}))
+    table = main_table(paths, {"p": {"teacher": "t", "student": "s"}})
+    assert list(table.columns) == [*COLUMNS, "Avg"]
+    assert table.loc[("p", "seeking"), "AlpacaFarm"] == pytest.approx(24.64)
+    assert table.loc[("p", "seeking"), "Avg"] == pytest.approx((10 + 20 + 30 + 40 + 50 + 60 + 24.64) / 7)
+
+
+@pytest.mark.slow
+def test_enabled_it_plans_a_judge_job_per_row_and_trains_every_row_on_lima(tmp_path, monkeypatch):
+    """With the key and the prompts, every row (lora, seeking, the transfer and ablation rows) gets LIMA adapters
+    and one alpaca_farm job; Seeking's tables wait for the win rates."""
+    from conftest import copy_workflow, planned_jobs, snakemake
+
+    root = copy_workflow(tmp_path)
+    (root / "alpaca.json").write_text(json.dumps(ROWS))
+    (root / "on.yaml").write_text("seeking_eval: {alpaca_farm: {enabled: true, prompts: alpaca.json}}\n")
+    args = ("-n", "--configfile", "config/config.yaml", "config/seeking.yaml", "on.yaml")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    out = snakemake(root, *args).stdout
+    assert planned_jobs(out)["alpaca_farm"] == 2 + 4 + 8
+    assert "results/seeking/adapters/seeking_layers_first/llama2_base/seeking_lima/seed1" in out
+    assert "results/seeking/eval/seeking_from_seeking_gsm/llama2_base/alpaca_farm/seed3.json" in out
+    monkeypatch.delenv("OPENAI_API_KEY")
+    refused = snakemake(root, *args, check=False)
+    assert refused.returncode != 0 and "$OPENAI_API_KEY is not set" in refused.stdout

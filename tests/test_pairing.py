@@ -165,3 +165,45 @@ def test_files_say_their_layers_are_one_indexed_and_convert_in_one_place():
     for bad in (0, 5):
         with pytest.raises(ValueError, match=f"\\[{bad}\\] are not in 1..4"):
             to_module_index([bad], 4)
+
+
+def _drawn(teacher, student):
+    """The pairing figure's axes, drawn (not saved), with the pairing it shows."""
+    import matplotlib.pyplot as plt
+
+    from pkt.layers.pairing_plot import draw_pairing
+
+    out = pair_layers(teacher, student)
+    fig, ax = plt.subplots()
+    draw_pairing(ax, teacher, student, out)
+    return fig, ax, out
+
+
+def test_the_pairing_figure_defines_each_symbol_and_explains_a_moved_l_star():
+    """l_T, k† and l* each get a definition in the one legend; where l* (layer 1, highest score) is not a depth-map
+    partner, an arrow leads from it to l_T(k†) = 2, where the critical line starts, and says why."""
+    import matplotlib.pyplot as plt
+
+    fig, ax, out = _drawn([2.0, 1.9, 1.4, 0.5], [6.2, 1.3])  # the toy run's gsm8k scores: l* = 1, pair (2, 1)
+    try:
+        assert out["l_star"]["layer"] == 1 and out["pair"] == {"teacher": 2, "student": 1}
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(t.startswith("depth map") and "l_T(k)" in t for t in legend)
+        assert any(t.startswith("l* = 1:") and "highest importance" in t for t in legend)
+        assert any(t.startswith("k\u2020 = 1:") and "l_T(k) \u2265 l*" in t for t in legend)
+        assert any("(l_T(k\u2020), k\u2020) = (2, 1)" in t for t in legend)
+        arrows = [c for c in ax.texts if getattr(c, "arrow_patch", None) is not None]
+        assert len(arrows) == 1 and any("has no" in t.get_text() and "= 2" in t.get_text() for t in ax.texts)
+    finally:
+        plt.close(fig)
+
+
+def test_the_pairing_figure_draws_no_arrow_when_l_star_is_a_partner():
+    import matplotlib.pyplot as plt
+
+    fig, ax, out = _drawn([0.1, 0.2, 0.3, 0.9], [0.5, 0.1])  # l* = 4 = l_T(2)
+    try:
+        assert out["l_star"]["in_depth_map"] and out["pair"]["teacher"] == 4
+        assert not [c for c in ax.texts if getattr(c, "arrow_patch", None) is not None]
+    finally:
+        plt.close(fig)

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pkt.config_checks import ConfigError, active, config_errors, method_settings, train_settings
+from pkt.config_checks import ConfigError, active, config_errors
+from pkt.config_settings import method_settings, train_settings
 from pkt.data.paper import ChecksumError, convert, load_paper_splits, read_checked
 from pkt.evaluation.open_instruct import mbpp_signature
 from pkt.evaluation.tasks import protocol_config, tulu_prompt

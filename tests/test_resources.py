@@ -12,6 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from pkt.methods import base_method
 from pkt.resources import STAGES, job_resources, parameter_count
+from pkt.rows import ablation_rows
 
 LLAMA2_7B = {"hidden_size": 4096, "num_layers": 32, "num_heads": 32, "intermediate_size": 11008}
 LLAMA2_13B = {"hidden_size": 5120, "num_layers": 40, "num_heads": 40, "intermediate_size": 13824}
@@ -95,7 +96,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
         models = {p[role] for p in pairs.values() for role in ("teacher", "student")}
     methods = config["methods"]
     runs = {base_method(m) for m in methods}  # semalign_cosine runs semalign
-    rows = len(methods) + len(config.get("seeking", {}).get("transfer") or [])  # + Seeking's transfer rows
+    seeking = config.get("seeking", {})
+    rows = len(methods) + len(seeking.get("transfer") or []) + len(ablation_rows(seeking.get("ablation") or []))
     vanilla = {p[role] for p in pairs.values() for role in ("teacher", "student")}
     jobs = {"prepare_data": 1, "prepare_model": len(models), "score_importance": len(models),
             "pair_layers": len(pairs), "train": rows * len(pairs), "evaluate": rows * len(pairs),
@@ -124,3 +126,45 @@ def test_slurm_dry_run_of_every_shipped_config_asks_a_gpu_for_every_model_job(tm
         if rule is not None:
             assert ("gpu=1" in line) == (rule not in cpu), (rule, line)
         assert re.search(r"mem_mb=\d+", line) and "runtime=" in line, line
+
+
+def runtimes(output: str, message: str) -> list[int]:
+    """The runtime each job whose message starts with ``message`` asks for, in a dry run's listing."""
+    return [int(m.group(1)) for m in re.finditer(rf"Job \d+: {re.escape(message)}.*runtime=(\d+) min\]", output)]
+
+
+@pytest.mark.slow
+def test_paper_scale_jobs_fit_the_clusters_limit_and_laten_is_sized_by_its_translator_steps(tmp_path):
+    """paper.yaml on the SLURM profile (max_runtime 2,880 min): the SemAlign ablation, ~54 h in one job, runs as a
+    job per variant, each under the limit; LaTen asks for its translator steps (2+4+3+8 per seed), not for a
+    fine-tuning's epochs; without a limit (a laptop) the ablation stays one job."""
+    root = copy_workflow(tmp_path)
+    out = snakemake(root, "--configfile", "config/paper.yaml", "--workflow-profile", "profiles/slurm", "-n").stdout
+    config = shipped("paper.yaml")
+    limit = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["config"]
+    limit = int(next(entry for entry in limit if entry.startswith("max_runtime=")).split("=")[1])
+    split = runtimes(out, "SemAlign ablation of llama2")
+    assert len(split) == planned_jobs(out)["semalign_ablation"] == 6 and max(split) <= limit
+    sizes = [parameter_count(config["models"][m], 32000) for m in ("llama2_13b_chat", "llama2_7b_chat")]
+    whole = job_resources("ablation", sizes, units=6 * len(config["semalign"]["ablation"]["seeds"] or config["seeds"]),
+                          gpu=True)
+    assert whole["runtime"] > limit  # what one job would ask
+    steps = sum(task["steps"] for task in config["laten"]["tasks"].values())
+    assert runtimes(out, "Training laten") == [job_resources("laten", sizes, units=steps * len(config["seeds"]),
+                                                             gpu=True)["runtime"]]
+    assert runtimes(out, "Training laten")[0] < runtimes(out, "Training lora")[0]
+    assert "WARNING" not in out
+    local = snakemake(root, "--configfile", "config/paper.yaml", "-n").stdout
+    assert planned_jobs(local)["semalign_ablation"] == 1
+
+
+@pytest.mark.slow
+def test_a_job_over_max_runtime_is_named_before_the_run(tmp_path):
+    root = copy_workflow(tmp_path)
+    out = snakemake(root, "--configfile", "config/paper.yaml", "--workflow-profile", "profiles/slurm", "-n",
+                    "--config", "max_runtime=500").stdout
+    train = runtimes(out, "Training lora")[0]
+    assert train > 500
+    assert (f"WARNING: a train job (method=lora, pair=llama2) is estimated at {train} min, over max_runtime "
+            "500 min") in out
+    assert "(method=laten, pair=llama2)" not in out  # LaTen's 168 min fit

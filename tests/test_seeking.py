@@ -394,3 +394,29 @@ def test_a_teacher_with_appended_tokens_gives_the_shared_rows_of_its_embedding()
     with pytest.raises(ValueError, match="vocabularies differ"):  # a student with rows the teacher lacks
         extract(cut, cut_sens, {**shapes, "model.embed_tokens.weight": (51, 16)}, 4, 2, rank=4,
                 settings=ExtractSettings())
+
+
+# ------------------------------------------------------------------------------------------------ figure --
+def test_the_sensitivity_figure_gives_the_layer_total_its_own_scale(tmp_path):
+    """The groups share one colour scale and the layer total (their sum, always larger) has its own panel and
+    colour bar, so it no longer stretches the groups' scale; kept layers are outlined in both panels."""
+    import matplotlib.pyplot as plt
+
+    from pkt.methods.seeking.plot import plot_sensitivity, sensitivity_figure
+
+    groups = [{"attention": 150.0, "ffn": 310.0, "norm": 30.0}, {"attention": 120.0, "ffn": 100.0, "norm": 18.0},
+              {"attention": 125.0, "ffn": 140.0, "norm": 20.0}]
+    record = {"group_scores": groups, "layer_scores": [sum(g.values()) for g in groups], "kept_layers": [1, 3]}
+    fig = sensitivity_figure(record, "t")
+    try:
+        images = [(ax, ax.images[0]) for ax in fig.axes if ax.images]
+        assert len(images) == 2 and len([ax for ax in fig.axes if not ax.images]) == 2  # two colour bars
+        (ax_groups, groups_image), (ax_total, total_image) = images
+        assert [t.get_text() for t in ax_groups.get_xticklabels()] == ["attention", "ffn", "norm"]
+        assert [t.get_text() for t in ax_total.get_xticklabels()] == ["layer total"]
+        assert groups_image.get_clim() == pytest.approx((math.log10(18.0), math.log10(310.0)))
+        assert total_image.get_clim() == pytest.approx((math.log10(238.0), math.log10(490.0)))
+        assert len(ax_groups.patches) == len(ax_total.patches) == 2
+    finally:
+        plt.close(fig)
+    assert plot_sensitivity(record, tmp_path / "s.png", "t").stat().st_size > 1000

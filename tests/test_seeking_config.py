@@ -48,7 +48,7 @@ def test_the_seeking_config_plans_one_adapter_per_training_set(tmp_path):
     root = copy_workflow(tmp_path)
     out = snakemake(root, "-n", "--configfile", "config/config.yaml", "config/seeking.yaml").stdout
     jobs = planned_jobs(out)
-    assert jobs["evaluate"] == jobs["train"] == 2 + 4 and jobs["extract_seeking"] == 1  # lora, seeking, transfer
+    assert jobs["evaluate"] == jobs["train"] == 2 + 4 + 8 and jobs["extract_seeking"] == 1  # + transfer, ablations
     assert "results/seeking/adapters/seeking/llama2_base/seeking_gsm/seed1" in out
     assert "results/seeking/adapters/seeking/llama2_base/seeking_gsm8k_8shot" not in out
     assert "results/seeking/eval/seeking/llama2_base/seeking_gsm8k_8shot/seed1.json" in out

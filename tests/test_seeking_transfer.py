@@ -11,15 +11,15 @@ from conftest import copy_workflow, planned_jobs, snakemake
 
 from pkt.methods import base_method
 from pkt.methods.seeking.tables import main_table, published_rows, transfer_table, with_published, write_table
-from pkt.report.published_seeking import LLAMA2_7B, LLAMA2_13B, PUBLISHED, TRANSFER
-from pkt.rows import FIXED, method_spec, transfer_source
+from pkt.report.published_seeking import LLAMA2_7B, LLAMA2_13B, PUBLISHED, TRANSFER, TRANSFER_SOURCE
+from pkt.rows import fixed_row, method_spec, transfer_source
 
 PAIRS = {"llama2_base": {"teacher": "big", "student": "small"}}
 IDS = {"big": LLAMA2_13B, "small": LLAMA2_7B}
 
 
 def test_a_transfer_row_runs_seeking_with_another_tasks_factors():
-    assert "seeking_from_seeking_mmlu" in FIXED and "seeking_from_" not in FIXED
+    assert fixed_row("seeking_from_seeking_mmlu") == ("seeking", {}) and fixed_row("seeking_from_") is None
     assert base_method("seeking_from_seeking_mmlu") == "seeking"
     assert transfer_source("seeking_from_seeking_mmlu") == "seeking_mmlu" and transfer_source("seeking") is None
     spec = method_spec("seeking_from_seeking_mmlu")
@@ -48,7 +48,8 @@ def test_the_transfer_table_fills_seekings_columns_with_published_and_difference
     assert shown.loc[("llama2_base", "gsm", "difference"), "GSM8K 0-shot"] == pytest.approx(26.0 - 25.30)
     assert len(with_published(table, published_rows(PAIRS, {"big": "x/y", "small": LLAMA2_7B}, True))) == 1
     out = {ext: tmp_path / f"t.{ext}" for ext in ("csv", "md", "tex")}
-    write_table(shown, str(out["csv"]), str(out["md"]), str(out["tex"]), "Run seeking: scores in %", transfer=True)
+    write_table(shown, str(out["csv"]), str(out["md"]), str(out["tex"]), "Run seeking: scores in %",
+                source=TRANSFER_SOURCE)
     tex = out["tex"].read_text()
     assert r"scores in \%" in tex and "Super-NI ROUGE-L" in tex
 
@@ -75,7 +76,7 @@ def test_the_seeking_config_plans_the_transfer_grid(tmp_path):
     root = copy_workflow(tmp_path)
     out = snakemake(root, "-n", "--configfile", "config/config.yaml", "config/seeking.yaml").stdout
     jobs = planned_jobs(out)
-    assert jobs["train"] == 2 + 4 and jobs["seeking_tables"] == 1  # lora, seeking, four transfer rows
+    assert jobs["train"] == 2 + 4 + 8 and jobs["seeking_tables"] == 1  # lora, seeking, 4 transfer and 8 ablation rows
     # LIMA's factors are extracted (a transfer row), its adapters train on the evaluated tasks' sets only
     assert "results/seeking/extract/llama2_base/seeking_lima/factors.safetensors" in out
     assert "results/seeking/adapters/seeking_from_seeking_lima/llama2_base/seeking_gsm/seed1" in out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from standin import COMMIT, DATA, LIMIT, TEST_ITEMS, hub_overlays, is_seeking, r
 from pkt.config_checks import active, prepared_tasks
 from pkt.io import read_jsonl
 from pkt.methods.seeking.tables import source_label
-from pkt.report.published_seeking import LLAMA2_7B, LLAMA2_13B, PUBLISHED, TRANSFER
+from pkt.report.published_seeking import ABLATION_PAIR_NAMES, ABLATIONS, LLAMA2_7B, LLAMA2_13B, PUBLISHED, TRANSFER
 from pkt.rows import TRANSFER as TRANSFER_ROW
 
 pytestmark = [pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent"), pytest.mark.slow]
@@ -125,16 +126,18 @@ def test_the_paper_tables_put_the_published_rows_beside_the_reproduced_ones(stan
     assert (results / "figures" / "benchmarks.png").is_file()
 
 
-def table_rows(path: Path) -> tuple[list[str], dict[tuple[str, str, str], list[float]]]:
-    """A Seeking table's csv: (its score columns, {(pair, row, value): scores}) with the rows in file order."""
+def table_rows(path: Path, index: int = 3) -> tuple[list[str], dict[tuple[str, ...], list[float]]]:
+    """A Seeking table's csv: (its score columns, {(pair, row, value): scores}) with the rows in file order (the
+    ablation table's index has ``index`` 4 levels: pair, switch, variant, value); an empty cell is NaN."""
     with open(path, newline="") as f:
         header, *lines = list(csv.reader(f))
-    return header[3:], {tuple(line[:3]): [float(v) for v in line[3:]] for line in lines}
+    return header[index:], {tuple(line[:index]): [float(v or "nan") for v in line[index:]] for line in lines}
 
 
-def test_table_1_and_the_transfer_table_put_the_published_rows_beside_the_reproduced_ones(standin):
+def test_seekings_three_tables_put_the_published_rows_beside_the_reproduced_ones(standin):
     """Seeking's own tables: every row reproduced, then published and the difference (the pair's checkpoints are
-    Seeking's Llama-2 13B -> 7B), in every column of its evaluations but AlpacaFarm (off: no Avg either)."""
+    Seeking's Llama-2 13B -> 7B), in every column of its evaluations but AlpacaFarm (off: no Avg either); its
+    ablations beside the LLaMA-1 bars the paper charts (no Llama-2 bars are published)."""
     _, config, results = standin
     if not is_seeking(config):
         pytest.skip("no Seeking tables: not Seeking's own experiment")
@@ -153,5 +156,14 @@ def test_table_1_and_the_transfer_table_put_the_published_rows_beside_the_reprod
         assert printed == [TRANSFER[source].scores[c] for c in columns]
         assert transfer[("llama2_base", source, "difference")] == pytest.approx(
             [a - b for a, b in zip(shown, printed)], abs=0.011)  # each rounded to 2 places
-    for name in ("seeking_main", "seeking_transfer"):
+    header, ablation = table_rows(results / "tables" / "seeking_ablation.csv", index=4)
+    assert header == ["Avg", "Avg - full"]
+    charted = [(switch, variant) for switch in config["seeking"]["ablation"] for variant in ABLATIONS[switch]]
+    assert list(dict.fromkeys(key[1:3] for key in ablation)) == charted  # every bar, full method and neuron too
+    for switch, variant in charted:  # Seeking's Llama-2 checkpoints have no bars: LLaMA-1's, for reference
+        reproduced = ablation[("llama2_base", switch, variant, "reproduced")]
+        assert (variant == "neuron") == math.isnan(reproduced[0])
+        for i, name in enumerate(ABLATION_PAIR_NAMES):
+            assert ablation[("llama2_base", switch, variant, f"published {name}")][0] == ABLATIONS[switch][variant][i]
+    for name in ("seeking_main", "seeking_transfer", "seeking_ablation"):
         assert "Seeking Neural Nuggets" in (results / "tables" / f"{name}.md").read_text()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pkt.evaluation.evaluate import item_scores
-from pkt.report.figures import TRAINED, benchmark_bars, curves_table, training_curves
+from pkt.report.figures import TRAINED, benchmark_bars, curves_table, items_per_column, training_curves
 from pkt.report.summary import summarise
 from pkt.report.tables import (
     benchmark_of,
@@ -108,10 +108,98 @@ def test_written_tables_and_metrics(eval_files, tmp_path):
 
 
 def test_figures_are_written(eval_files, tmp_path):
-    table = main_table(load_results(eval_files, PAIRS))
-    assert benchmark_bars(table, tmp_path / "bars.png", "t").stat().st_size > 1000
+    tidy = load_results(eval_files, PAIRS)
+    table = main_table(tidy)
+    assert benchmark_bars(table, tmp_path / "bars.png", "t", items_per_column(tidy)).stat().st_size > 1000
     curves = [{"method": "lora", "task": "toy_mmlu", "seed": 0, "loss_curve": [[5, 2.0], [10, 1.0]]}]
     assert training_curves(curves, tmp_path / "curves.png", "t").stat().st_size > 1000
+
+
+def _curves() -> list[dict]:
+    """Seven methods (five kinds of loss) x two tasks x three seeds, as scripts/figures.py reads them."""
+    runs = {"lora": {}, "seeking": {}, "semalign": {"variant": "v1", "ce_weight": 0.0},
+            "semalign_cosine": {"variant": "v1", "ce_weight": 0.0}, "kd": {"kd_alpha": 0.5},
+            "fitnet": {"loss": "cosine"}, "laten": None}
+    return [{"method": m, "task": t, "seed": s, "loss_curve": [[1, 2.0 + s], [2, 1.0]],
+             **({"method_settings": settings} if settings is not None else {})}
+            for m, settings in runs.items() for t in ("toy_gsm8k", "toy_mmlu") for s in (0, 1, 2)]
+
+
+def test_training_curves_one_legend_one_colour_per_method_one_axis_per_loss_kind():
+    """The reviewer's complaints, each checked: one legend outside the panels (none inside), one colour per
+    method and one line style per seed, a row of panels per kind of loss (two kinds never share an axis), and a
+    title about losses, not the tables' scores."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from pkt.report.figures import curves_figure, loss_kind
+
+    curves = _curves()
+    fig = curves_figure(curves, "Run toy: toy scale")
+    try:
+        axes = [ax for ax in fig.axes if ax.lines]
+        assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
+        kinds = {loss_kind(c) for c in curves}
+        assert len(kinds) == 5 and len(axes) == 5 * 2  # cross-entropy (LoRA, Seeking), SemAlign, KD, FitNet, LaTen
+        assert loss_kind(curves[0]) == "cross-entropy" and "KL" in loss_kind({"method": "kd"})
+        colours = {to_hex(line.get_color()) for ax in axes for line in ax.lines}
+        assert len(colours) == 7  # one per method, none repeated (LoRA and LaTen no longer share a blue)
+        styles = {str(line.get_linestyle()) for ax in axes for line in ax.lines}
+        assert len(styles) == 3  # one per seed
+        labels = {ax.get_ylabel().replace("\n", " ") for ax in fig.axes if ax.get_ylabel()}
+        assert labels == kinds
+        title = fig._suptitle.get_text()
+        assert "loss" in title.lower() and "scores in %" not in title and "Run toy" in title
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert legend[:2] == ["LoRA", "Seeking"] and legend[-3:] == ["seed 0", "seed 1", "seed 2"]
+    finally:
+        plt.close(fig)
+
+
+def test_each_panel_of_the_training_curves_holds_one_kind_of_loss():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from pkt.report.figures import curves_figure, loss_kind, method_colors
+
+    curves = _curves()
+    kind_of = {to_hex(c): loss_kind(next(r for r in curves if r["method"] == m))
+               for m, c in method_colors([r["method"] for r in curves]).items()}
+    fig = curves_figure(curves, "t")
+    try:
+        for ax in (ax for ax in fig.axes if ax.lines):  # two kinds of loss never share a y-axis
+            assert len({kind_of[to_hex(line.get_color())] for line in ax.lines}) == 1
+    finally:
+        plt.close(fig)
+
+
+def test_benchmark_bars_mark_chance_and_item_counts(eval_files):
+    """MMLU (four choices) and its subsets get a 25% chance line, the generation tasks none; every benchmark's
+    tick names its item count; the Student and Teacher are greys and each method keeps its colour."""
+    import matplotlib.pyplot as plt
+
+    from pkt.report.figures import bars_figure, chance_level, method_colors
+
+    tidy = load_results(eval_files, PAIRS)
+    counts = items_per_column(tidy)
+    assert counts["MMLU"] == "10" and counts["MMLU held-out"] == "5"
+    assert chance_level("MMLU held-out") == 25.0 and chance_level("GSM8K") is None
+    assert chance_level("Average") is None
+    fig = bars_figure(main_table(tidy), "t", counts)
+    try:
+        ax = fig.axes[0]
+        ticks = [t.get_text() for t in ax.get_xticklabels()]
+        assert "MMLU\n10 items" in ticks and "Average" in ticks
+        lines = [c for c in ax.collections if c.get_linestyle() and c.get_segments()]
+        chance = [seg for c in lines for seg in c.get_segments() if seg[0][1] == seg[1][1] == 25.0]
+        mmlu_columns = [c for c in main_table(tidy)["std"].columns if chance_level(c) is not None]
+        assert len(chance) == len(mmlu_columns) >= 1
+        assert any(t.get_text() == "chance: 25%" for t in ax.get_legend().get_texts())
+    finally:
+        plt.close(fig)
+    colours = method_colors(["student", "teacher", "lora", "kd"])
+    assert colours["student"] == "0.78" and colours["teacher"] == "0.35"
+    assert method_colors(["kd"])["kd"] == colours["kd"]  # a method's colour does not depend on who else ran
 
 
 def test_subset_columns_follow_mmlu_and_stay_out_of_average_and_gap(eval_files):
@@ -302,7 +390,9 @@ def test_a_row_identical_to_another_is_flagged_in_both_tables_and_the_summary(la
     write_tables(main, out / "main.csv", out / "main.md", out / "main.tex", run / "metrics.json", "toy, in %",
                  identical=identical_rows(items))
     assert "| LaTen †" in (out / "main.md").read_text()
-    assert "\\caption{toy, in \\%. † LaTen is identical to Student" in (out / "main.tex").read_text()
+    tex = (out / "main.tex").read_text()
+    assert "\\caption{toy, in \\%}" in tex  # the footnote is under the table, not in the caption
+    assert "\\textsuperscript{\\dag} LaTen is identical to Student on every item, task and seed: its training" in tex
     rows = pd.read_csv(out / "main.csv", keep_default_na=False)
     assert rows.set_index("Model")["identical_to"].to_dict() == {"Student": "", "Teacher": "", "LoRA": "",
                                                                  "LaTen": "student", "KD": ""}

@@ -63,5 +63,5 @@ def test_the_table_compares_every_row_with_lora_on_held_out_facts(tmp_path):
     assert rows["KD"]["MMLU held-out vs LoRA"].startswith("+33.33")
     assert rows["KD"]["Teacher signal"].startswith("teacher") and rows["KD"]["MMLU control vs LoRA"].startswith("+0.00")
     assert rows["LoRA"]["MMLU held-out vs LoRA"] == "" and "negative control" in rows["LoRA"]["Teacher signal"]
-    assert rows["Student"]["MMLU held-out vs LoRA"].startswith("+0.00 [+0.00, +0.00]")
+    assert rows["Student (student)"]["MMLU held-out vs LoRA"].startswith("+0.00 [+0.00, +0.00]")  # named by model
     assert "only its teacher signal" in table.attrs["note"]

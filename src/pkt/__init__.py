@@ -3,7 +3,7 @@
 The library is laid out as the pipeline reads, one wing per stage, lowest first:
 
 - root helpers: ``io``, ``runtime``, ``resources``, ``sources``, ``checkpoints``, ``rows``, ``config_checks``,
-  ``config_schema``;
+  ``config_settings``, ``config_schema``;
 - ``data``: records, the toy world and tokenizer, the papers' splits;
 - ``models``: building, pretraining and loading models, hub snapshots;
 - ``layers``: layer importance and the teacher/student pairing;

@@ -13,7 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pkt.rows import BUILTIN, FIXED
+from pkt.config_settings import task_section
+from pkt.rows import FULL, fixed_row
+
+GROUPS = ("attention", "ffn", "embedding")  # pkt.methods.seeking.extract.GROUPS (no torch import here)
 
 TASK_PREFIXES = ("toy_", "paper_")  # the project's own tasks (the toy world's, the papers' protocol): YAMLs here
 
@@ -146,13 +149,21 @@ def train_task_of(config: dict[str, Any]) -> dict[str, str]:
     return {task: named.get(task, task) for task in config["evaluation"]["tasks"]}
 
 
+def trained_tasks(config: dict[str, Any]) -> list[str]:
+    """The tasks adapters train on: each evaluation's (:func:`train_task_of`), and the AlpacaFarm evaluation's
+    (``seeking_eval.alpaca_farm.train_task``: Seeking's LIMA set) where it is enabled."""
+    alpaca = (config.get("seeking_eval") or {}).get("alpaca_farm") or {}
+    judged = [alpaca.get("train_task", "seeking_lima")] if alpaca.get("enabled") else []
+    return list(dict.fromkeys([*train_task_of(config).values(), *judged]))
+
+
 def prepared_tasks(config: dict[str, Any]) -> list[str]:
     """The tasks whose splits prepare_data writes: every task of the toy world; of the papers' files, those the run
     trains on or evaluates (a Seeking overlay keeps config.yaml's LaTen files, which it never reads)."""
     tasks = tasks_of(config)
     if config["data"]["source"] != "paper":
         return tasks
-    used = {*train_task_of(config).values(), *config["evaluation"]["tasks"], *transfer_sources(config)}
+    used = {*trained_tasks(config), *config["evaluation"]["tasks"], *transfer_sources(config)}
     return [t for t in tasks if t in used]
 
 
@@ -168,6 +179,19 @@ def _transfer_errors(config: dict[str, Any]) -> list[str]:
               for t in sources if t not in tasks]
     if sources and "seeking" not in config["methods"]:
         errors.append("seeking.transfer: the transfer table compares with the seeking row; add seeking to methods")
+    judged = [t for t in trained_tasks(config) if t not in train_task_of(config).values()]
+    errors += [f"seeking_eval.alpaca_farm.train_task: {t!r} has no splits to train on (splits exist for {tasks})"
+               for t in judged if t not in tasks]
+    ablated = config.get("seeking", {}).get("ablation") or []
+    if ablated and "seeking" not in config["methods"]:
+        errors.append("seeking.ablation: each variant is compared with the seeking row; add seeking to methods")
+    seeking = config.get("seeking", {})
+    changed = [f"seeking.{key} is {seeking[key]!r}" for key in ("layers", "structure") if key in ablated
+               and seeking.get(key, FULL[key]) != FULL[key]]
+    if "modules" in ablated and set(seeking.get("modules", GROUPS)) != set(GROUPS):
+        changed.append(f"seeking.modules is {seeking['modules']}")
+    errors += [f"seeking.ablation: the seeking row is the full method its variants change one switch of, but "
+               f"{what} (the full method's: {FULL})" for what in changed]
     return errors
 
 
@@ -200,7 +224,7 @@ def _data_errors(config: dict[str, Any]) -> list[str]:
         errors.append(f"evaluation.tasks: {missing} have no train splits under data.source {data['source']!r} "
                       f"(splits exist for {tasks}; evaluation.train_task names another task's)")
     if data["source"] == "paper":
-        aligned = {"semalign", "laten"} & {FIXED[m][0] if m in FIXED else m for m in config["methods"]}
+        aligned = {"semalign", "laten"} & {(fixed_row(m) or (m,))[0] for m in config["methods"]}
         for task in dict.fromkeys(trained.values()):
             if aligned and "align" not in data.get("paper", {}).get("files", {}).get(task, {"align": 1}):
                 errors.append(f"data.paper.files.{task}: no align split, which {sorted(aligned)} train on")
@@ -250,7 +274,7 @@ def _seeking_errors(config: dict[str, Any]) -> list[str]:
             errors.append(f"lora.r: {config['lora']['r']} exceeds pairs.{pair}'s student hidden_size "
                           f"({s['hidden_size']}): seeking's SVD has no such rank")
     k = config.get("seeking", {}).get("k") or 1
-    for task in dict.fromkeys(train_task_of(config).values()):  # the tasks adapters train on
+    for task in trained_tasks(config):  # the tasks adapters train on
         size, where = extract_size(config, task)
         if size is not None and size < k:
             errors.append(f"seeking.k: {k} exceeds the extract split of {task}: {where} has {size} rows")
@@ -313,62 +337,6 @@ def _task_key_errors(config: dict[str, Any]) -> list[str]:
             for name, by_task in maps.items() for task in by_task if task not in known]
 
 
-def train_settings(train: dict[str, Any], method: str, tasks: list[str], max_length: int) -> dict[str, dict]:
-    """{task: the train section with ``train.per_method[method]`` and its ``tasks[task]`` entries applied (a task's
-    entry wins over its method's), plus ``max_length``}: the papers' recipes differ by method and task (SemAlign v1:
-    5 epochs, but 3 at lr 3e-5 on HumanEval)."""
-    base = {k: v for k, v in train.items() if k != "per_method"}
-    own = dict(train.get("per_method", {}).get(method, {}))
-    by_task = own.pop("tasks", {})
-    return {task: {**base, **own, **by_task.get(task, {}), "max_length": max_length} for task in tasks}
-
-
-def task_section(section: dict[str, Any], task: str) -> dict[str, Any]:
-    """``section`` with its ``tasks[task]`` entry applied (a task's entry wins) and the ``tasks`` map dropped: the
-    shape of ``train.per_method.<method>.tasks``, for sections whose paper values differ by task
-    (``semalign.align``: v1 Appendix A.2's 2/4/3/8 alignment steps; ``laten``: the injected step)."""
-    return {**{k: v for k, v in section.items() if k != "tasks"}, **section.get("tasks", {}).get(task, {})}
-
-
-def semalign_settings(config: dict[str, Any], task: str) -> dict[str, Any]:
-    """pkt.methods.semalign.method.SemAlignSettings of one task, from the lora (r, alpha, dropout) and semalign
-    sections (``semalign.align.tasks[task]`` over ``semalign.align``)."""
-    sem, lora = config["semalign"], config["lora"]
-    align = task_section(sem["align"], task)
-    return {**{k: lora[k] for k in ("r", "alpha", "dropout")}, "target_modules": sem["target_modules"],
-            "variant": sem["variant"], "map": sem["map"], "layer_weight": sem["weights"]["layer"],
-            "output_weight": sem["weights"]["output"], "ce_weight": sem["weights"]["ce"],
-            "align_steps": align["steps"], "align_lr": align["lr"]}
-
-
-def method_settings(config: dict[str, Any], method: str, tasks: list[str]) -> dict[str, dict[str, Any]]:
-    """{task: the settings of a method's config dataclass (pkt.methods.<method>)}: the lora section and the
-    method's own, with its per-task entries applied where it has them (semalign.align.tasks, laten.tasks). A
-    method that is not built in has the lora section and its own, ``<method>:`` (its fields beyond LoraSettings,
-    defaults filled in from its dataclass by the schema: pkt.methods.schema)."""
-    lora = {k: config["lora"][k] for k in ("r", "alpha", "dropout")}
-    if method in FIXED:  # a row with settings fixed over its method's section (semalign_cosine)
-        base, fixed = FIXED[method]
-        return {task: {**settings, **fixed} for task, settings in method_settings(config, base, tasks).items()}
-
-    def of(task: str) -> dict[str, Any]:
-        if method == "semalign":
-            return semalign_settings(config, task)
-        if method == "kd":
-            return {**config["lora"], "kd_alpha": config["kd"]["alpha"], "temperature": config["kd"]["temperature"]}
-        if method == "fitnet":
-            fit = config["fitnet"]
-            return {**lora, "target_modules": config["semalign"]["target_modules"], "loss": fit["loss"],
-                    "layer_weight": fit["weights"]["layer"], "ce_weight": fit["weights"]["ce"]}
-        if method == "laten":
-            return task_section(config["laten"], task)
-        if method not in BUILTIN:
-            return {**config["lora"], **config.get(method, {})}
-        return dict(config["lora"])
-
-    return {task: of(task) for task in tasks}
-
-
 def check_config(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | None = None,
                  extra: list[str] | None = None) -> None:
     """Raise one ConfigError listing every problem found by :func:`config_errors`, and the ``extra`` problems the
@@ -376,19 +344,6 @@ def check_config(config: dict[str, Any], tasks_dir: str | os.PathLike[str] | Non
     errors = config_errors(config, tasks_dir) + list(extra or [])
     if errors:
         raise ConfigError(f"invalid config ({len(errors)} problem{'s' * (len(errors) > 1)}):\n  " + "\n  ".join(errors))
-
-
-def semalign_tasks(config: dict[str, Any]) -> dict[str, Any]:
-    """``semalign.analysis_task`` and ``semalign.ablation`` with a null task resolved to one of the run's own
-    (config/config.yaml leaves both null, so an overlay for another pair never inherits a toy task): the analysis
-    on the run's HumanEval task, as the paper's figures, else its first; the ablation on toy_mmlu where it is
-    evaluated (its held-out facts ask the transfer question), else the HumanEval task, else the first."""
-    sem, tasks = config["semalign"], config["evaluation"]["tasks"]
-    humaneval = [t for t in tasks if t.endswith("_humaneval")]
-    first = (humaneval or tasks)[0]
-    analysis = sem.get("analysis_task") or first
-    ablation = sem["ablation"].get("task") or ("toy_mmlu" if "toy_mmlu" in tasks else first)
-    return {"analysis_task": analysis, "ablation": {**sem["ablation"], "task": ablation}}
 
 
 def run_name_errors(config: dict[str, Any]) -> list[str]:

@@ -41,6 +41,9 @@ STAGES: dict[str, Stage] = {  # minutes: rough A100 figures for Llama-2 sizes an
                                                                              # for a 13B teacher (seeking.extract)
     "targets": Stage(cpu_bytes=6, minutes=1.5, floor=30),  # teacher + student over a train split, per task
     "train": Stage(cpu_bytes=8, minutes=30, floor=60),  # LoRA: frozen weights + activations, per adapter
+    # LaTen: per translator step, neuron attribution re-run on teacher and student, then a hypernetwork update
+    # through the student on a 16-example mini-batch; units are steps (laten.steps per task) x seeds
+    "laten": Stage(cpu_bytes=8, minutes=1, floor=20),
     "evaluate": Stage(cpu_bytes=6, minutes=3, floor=30),  # lm-eval (generation dominates), per task and seed
     "analysis": Stage(cpu_bytes=6, minutes=2, floor=20),  # CKA and bases on a few items
     "ablation": Stage(cpu_bytes=8, minutes=33, floor=60),  # train + evaluate, per variant and seed

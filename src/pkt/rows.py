@@ -7,7 +7,7 @@ every parse and the tables name rows with them, neither of which may import the 
 refuses a class whose attributes differ from what is read here, so the class stays their one place.
 
 ``semalign_<map>`` is SemAlign with that coefficient rule (:data:`pkt.methods.semalign.bases.MAPS`), so both
-maps can sit in one table as rows of their own. :mod:`pkt.config_checks` resolves a row's settings,
+maps can sit in one table as rows of their own. :mod:`pkt.config_settings` resolves a row's settings,
 :mod:`pkt.methods.base` its method and module. A root helper (no import of its own), so that editing the
 config checks does not touch the code every training job declares.
 """
@@ -28,24 +28,22 @@ INPUTS = ("targets", "extract", "teacher", "align_split", "extract_split")
 DECLARED = ("name", "label", "needs")  # the class attributes read from the source
 PACKAGED = "method"  # the module of a method that is a package (its steps beside it)
 
-# Rows that run a built-in method with settings fixed over its config section: {row: (method, settings)}.
-# ``semalign_<map>`` is SemAlign with that coefficient rule (pkt.methods.semalign.bases.MAPS), so both maps can
-# sit in one table; pkt.methods.base resolves the row's method and module.
+# Rows that run a built-in method with settings fixed (:func:`fixed_row`): ``semalign_<map>`` is SemAlign with that
+# coefficient rule (pkt.methods.semalign.bases.MAPS), so both maps can sit in one table; pkt.methods.base resolves
+# the row's method and module.
+FIXED: dict[str, tuple[str, dict[str, Any]]] = {f"semalign_{kind}": ("semalign", {"map": kind})
+                                               for kind in ("logit", "cosine")}
 TRANSFER = "seeking_from_"  # seeking_from_<task>: Seeking with the factors extracted from <task>'s seeds
-
-
-class FixedRows(dict):
-    """{row: (method, settings)}, plus ``seeking_from_<task>``: Seeking trained on each task from the factors
-    extracted from ``<task>`` (its task-transfer table), for any task, so the rows need not be listed."""
-
-    def __missing__(self, row: str) -> tuple[str, dict[str, Any]]:
-        if isinstance(row, str) and row.startswith(TRANSFER) and len(row) > len(TRANSFER):
-            return "seeking", {}
-        raise KeyError(row)
-
-    def __contains__(self, row: object) -> bool:
-        return super().__contains__(row) or (isinstance(row, str) and row.startswith(TRANSFER)
-                                             and len(row) > len(TRANSFER))
+# Seeking's ablations (its website's bar charts): ``seeking_<setting>_<variant>`` is Seeking with the factors
+# extracted with one ``seeking`` switch changed (pkt.methods.seeking.extract.ExtractSettings). The full method
+# (sensitivity layers, the sub-matrix, all modules) is the ``seeking`` row itself; "neuron", a structure the paper
+# names but neither it nor its code defines, has no row. {setting: its variants, in the published charts' order}.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "layers": ("random", "first", "last"),
+    "structure": ("random", "rowcol"),
+    "modules": ("embedding", "ffn", "attention"),
+}
+FULL = {"layers": "sensitivity", "structure": "submatrix", "modules": "all"}  # the seeking row's value of each
 
 
 def transfer_source(row: str) -> str | None:
@@ -53,9 +51,50 @@ def transfer_source(row: str) -> str | None:
     return row[len(TRANSFER):] if row.startswith(TRANSFER) and len(row) > len(TRANSFER) else None
 
 
-FIXED: dict[str, tuple[str, dict[str, Any]]] = FixedRows(
-    {f"semalign_{kind}": ("semalign", {"map": kind}) for kind in ("logit", "cosine")}
-)
+def ablation_row(setting: str, variant: str) -> str:
+    """The row of one of Seeking's ablations: ``seeking_<setting>_<variant>``."""
+    return f"seeking_{setting}_{variant}"
+
+
+def ablation_of(row: str) -> tuple[str, str] | None:
+    """(setting, variant) of an ablation row (:data:`ABLATIONS`); None for any other row."""
+    for setting, variants in ABLATIONS.items():
+        for variant in variants:
+            if row == ablation_row(setting, variant):
+                return setting, variant
+    return None
+
+
+def ablation_rows(settings: list[str]) -> list[str]:
+    """The rows of the ablations of ``settings`` (``seeking.ablation``), in :data:`ABLATIONS`' order."""
+    return [ablation_row(s, v) for s, variants in ABLATIONS.items() if s in settings for v in variants]
+
+
+def extract_overrides(row: str) -> dict[str, Any]:
+    """What an ablation row changes in the ``seeking`` section's extraction (``{}`` for any other row): one
+    switch, the modules as a one-group list."""
+    found = ablation_of(row)
+    if found is None:
+        return {}
+    setting, variant = found
+    return {setting: [variant] if setting == "modules" else variant}
+
+
+def fixed_row(name: str) -> tuple[str, dict[str, Any]] | None:
+    """(method, settings fixed over its config section) of a row that runs a built-in method with settings fixed:
+    :data:`FIXED`'s, and Seeking's transfer and ablation rows (its training settings unchanged: what differs is
+    the factors it starts from); None for any other name."""
+    if name in FIXED:
+        return FIXED[name]
+    if isinstance(name, str) and (transfer_source(name) or ablation_of(name)):
+        return "seeking", {}
+    return None
+
+
+def method_of(row: str) -> str:
+    """The method a row runs: its own name, or a fixed row's method (whose training recipe it follows)."""
+    fixed = fixed_row(row)
+    return fixed[0] if fixed else row
 
 
 @dataclass(frozen=True)
@@ -130,15 +169,18 @@ def registered_in(path: Path) -> dict[str, MethodSpec]:
 
 
 def method_spec(name: str, folder: Path = METHODS) -> MethodSpec:
-    """The spec of method ``name``, or of a :data:`FIXED` row (its method's, labelled with the fixed settings:
-    "SemAlign (cosine map)")."""
-    if name in FIXED:
-        base, fixed = FIXED[name]
+    """The spec of method ``name``, or of a fixed row (:func:`fixed_row`: its method's, labelled with the fixed
+    settings: "SemAlign (cosine map)", "Seeking (extracted from seeking_gsm)", "Seeking (layers: random)")."""
+    fixed = fixed_row(name)
+    if fixed is not None:
+        base, settings = fixed
         spec = method_spec(base, folder)
-        settings = ", ".join(f"{value} {key}" for key, value in fixed.items())
+        shown = ", ".join(f"{value} {key}" for key, value in settings.items())
         if transfer_source(name):
-            settings = f"extracted from {transfer_source(name)}"
-        return MethodSpec(name, f"{spec.label} ({settings})", spec.needs, spec.path)
+            shown = f"extracted from {transfer_source(name)}"
+        elif ablation_of(name):
+            shown = "{}: {}".format(*ablation_of(name))
+        return MethodSpec(name, f"{spec.label} ({shown})", spec.needs, spec.path)
     path = method_file(name, folder)
     if path is None:
         raise KeyError(f"unknown method {name!r}: neither built in ({', '.join(BUILTIN)}) nor a module "

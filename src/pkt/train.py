@@ -235,7 +235,7 @@ def training_code(method: str, src: str | os.PathLike[str] = SRC) -> list[Path]:
     from pkt.methods import base_method
     from pkt.rows import method_file
 
-    # Any method with a module (built in, a user's pkt.methods.<name>, a FIXED row's method); a class a test
+    # Any method with a module (built in, a user's pkt.methods.<name>, a fixed row's method); a class a test
     # registers at run time has none and is keyed by the trainer's code alone.
     module = method_file(base_method(method), Path(src) / "pkt" / "methods")
     return library_files("pkt.train", *([module] if module is not None else []), src=src)

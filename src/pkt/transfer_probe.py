@@ -16,7 +16,7 @@ from its teacher signal at that position:
 Each row is trained on the probe split and evaluated on the toy_mmlu test split (its held-out and control
 facts); :func:`probe_table` compares every row with LoRA, paired over items and seeds
 (:func:`pkt.report.tables.vs_reference`). The rows' settings are the configured ones
-(:func:`pkt.config_checks.method_settings` for the task the facts come from) with :data:`PROBE_ROWS`'
+(:func:`pkt.config_settings.method_settings` for the task the facts come from) with :data:`PROBE_ROWS`'
 overrides.
 """
 
@@ -85,25 +85,31 @@ def probe_table(students: Iterable[str | os.PathLike[str]], results: Iterable[st
                 n_boot: int, level: float, seed: int):
     """Rows: the vanilla student (``students``: its eval results on the probe task, one per pair) and each
     probe row (mean ± std over seeds) on MMLU and its held-out and control facts, then per column the row minus
-    LoRA with its paired interval (``vs_reference``: items by entity cluster, seeds paired); ``attrs["note"]``
-    says how to read it. A pandas DataFrame, one line per row."""
+    LoRA with its paired interval (``vs_reference``: items by entity cluster, seeds paired). A pandas DataFrame, one
+    line per row, the student named with its model; ``attrs``: ``note`` (how to read it, the protocol),
+    ``footnotes`` and ``headers``, for :func:`pkt.report.noted.write_noted_table`."""
     from pkt.report.noted import add_versus  # here, not at the top: common.smk imports this module (pandas: 1.5 s)
-    from pkt.report.tables import formatted, load_items, load_results, main_table, vs_reference
+    from pkt.report.shown import headers, protocol_note, row_label
+    from pkt.report.tables import describe_results, formatted, load_items, load_results, main_table, vs_reference
 
     paths = [*students, *results]
+    info = describe_results(paths, pairs)
     main = main_table(load_results(paths, pairs))
     table = formatted(main).drop(columns=["Average", "Gap to teacher"], errors="ignore")
-    rows = list(main.index.get_level_values("row"))
+    keys = list(main.index)
+    rows = [row for _, row in keys]
     versus = vs_reference(load_items(paths, pairs), reference="lora", n_boot=n_boot, level=level, seed=seed)
     table.insert(list(table.columns).index("Model") + 1, "Teacher signal",
                  [SIGNALS.get(r, "none (not trained)") for r in rows])
-    found = add_versus(table, rows, versus, "vs LoRA")
-    table.attrs["note"] = (
-        f"Transfer probe: each row trained only on questions about the held-out facts in phrasings the test does "
-        f"not use, with no answers, so only its teacher signal can teach a fact. 'vs LoRA' = row minus LoRA (no "
-        f"teacher signal), paired by seed, with a {level:.0%} interval over test items (resampled by entity) and "
-        "training seeds; * = the interval excludes 0." + (f" {found}" if found else ""))
-    return table.reset_index(drop=True)
+    found = add_versus(table, rows, versus, "vs LoRA", {row: row_label(pair, row, info.models) for pair, row in keys})
+    note = (f"Transfer probe: each row trained only on questions about the held-out facts in phrasings the test does "
+            f"not use, with no answers, so only its teacher signal can teach a fact. 'vs LoRA' = row minus LoRA (no "
+            f"teacher signal), paired by seed, with a {level:.0%} interval over test items (resampled by entity) and "
+            "training seeds; * = the interval excludes 0.")
+    table = table.reset_index(drop=True)
+    table.attrs.update(note=" ".join(n for n in (note, protocol_note(info)) if n), footnotes=[found] if found else [],
+                       headers=headers(list(table.columns), info))
+    return table
 
 
 def run_probe(teacher_dir: str | os.PathLike[str], student_dir: str | os.PathLike[str],

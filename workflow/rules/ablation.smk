@@ -1,4 +1,5 @@
-# One job per pair trains and evaluates every variant on the ablation task (one import, one model load).
+# One job per pair trains and evaluates every variant on the ablation task (one import, one model load), or, where
+# that job would outrun max_runtime (ABLATION_SPLIT: a cluster's limit), one job per pair and variant.
 rule semalign_ablation:
     input:
         teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
@@ -11,13 +12,14 @@ rule semalign_ablation:
         data=[f"{RUN}/data/{ABLATION_TASK}/test.jsonl"] if ABLATION_TASK.startswith("toy_") else [],
         code=code("scripts/semalign_ablation.py", method_module("semalign")),
     output:
-        ablation_results(),
+        ablation_results(variant="{variant}" if ABLATION_SPLIT else None),
     log:
-        f"{LOGS}/semalign_ablation/{{pair}}.log",
+        f"{LOGS}/semalign_ablation/{{pair}}{ABLATION_JOB}.log",
     benchmark:
-        f"{LOGS}/semalign_ablation/{{pair}}.benchmark.tsv"
+        f"{LOGS}/semalign_ablation/{{pair}}{ABLATION_JOB}.benchmark.tsv"
     params:
         root=f"{RUN}/ablation/{{pair}}",
+        variants=lambda wc: [wc.variant] if ABLATION_SPLIT else ablation_slugs(),
         semalign=config["semalign"],
         method_settings=semalign_settings(ABLATION_TASK),  # the ablation task's (semalign.align.tasks)
         train=lambda wc: train_settings(wc)[ABLATION_TASK],
@@ -29,13 +31,15 @@ rule semalign_ablation:
         models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
         max_length=lambda wc: max_length_of(config["pairs"][wc.pair]["student"]),
         device=config["device"],
+    wildcard_constraints:
+        variant="|".join(ablation_slugs()),
     threads: 1
     resources:
-        **sized("ablation", "teacher", "student", units=len(ablation_results("x"))),
+        **sized("ablation", "teacher", "student", units=len(ablation_results("x", "v" if ABLATION_SPLIT else None))),
     conda:
         "../envs/pkt.yaml"
     message:
-        with_asks("SemAlign ablation of {wildcards.pair} on {params.task}")
+        with_asks("SemAlign ablation of {wildcards.pair} on {params.task}" + (": {wildcards.variant}" if ABLATION_SPLIT else ""))
     script:
         "../../scripts/semalign_ablation.py"
 
@@ -50,7 +54,12 @@ rule ablation_table:
         ablated=[path for pair in PAIRS for path in ablation_results(pair)],
         code=code("scripts/ablation_table.py"),
     output:
-        csv=report(f"{RUN}/tables/semalign_ablation.csv", caption="../report/ablation.rst", category="Tables"),
+        csv=report(
+            f"{RUN}/tables/semalign_ablation.csv",
+            caption="../report/ablation.rst",
+            category="Tables",
+            labels={"table": "SemAlign ablation"},
+        ),
         md=f"{RUN}/tables/semalign_ablation.md",
         tex=f"{RUN}/tables/semalign_ablation.tex",
     log:

@@ -7,8 +7,18 @@ rule analyze_semalign:
         split=analysis_split,
         code=code("scripts/analyze_semalign.py"),
     output:
-        cka=report(f"{RUN}/analysis/{{pair}}/cka.png", caption="../report/cka.rst", category="SemAlign analysis"),
-        bases=report(f"{RUN}/analysis/{{pair}}/bases.png", caption="../report/bases.rst", category="SemAlign analysis"),
+        cka=report(
+            f"{RUN}/analysis/{{pair}}/cka.png",
+            caption="../report/cka.rst",
+            category="SemAlign analysis",
+            labels={"figure": "layer CKA", "pair": "{pair}"},
+        ),
+        bases=report(
+            f"{RUN}/analysis/{{pair}}/bases.png",
+            caption="../report/bases.rst",
+            category="SemAlign analysis",
+            labels={"figure": "semantic bases", "pair": "{pair}"},
+        ),
         record=f"{RUN}/analysis/{{pair}}/analysis.json",
     log:
         f"{LOGS}/analyze_semalign/{{pair}}.log",

@@ -1,9 +1,11 @@
 # Validation, wildcard constraints, paths and input functions. No rules here.
 
+import sys
+
 from pkt.config_checks import active, check_config, table_reference, task_yaml, tasks_of
-from pkt.config_checks import train_settings as resolved_train
-from pkt.config_checks import method_settings as resolved_method, semalign_settings as resolved_semalign
-from pkt.config_checks import prepared_tasks, semalign_tasks, splits_of, train_task_of
+from pkt.config_checks import prepared_tasks, splits_of, train_task_of, trained_tasks
+from pkt.config_settings import train_settings as resolved_train, semalign_tasks
+from pkt.config_settings import method_settings as resolved_method, semalign_settings as resolved_semalign
 from pkt.config_schema import check_schema
 from pkt.data import SOURCES as DATA_SOURCES
 from pkt.evaluation.alpaca_farm import plan_errors as alpaca_plan_errors
@@ -13,7 +15,8 @@ from pkt.models.hub_config import resolve_models
 from pkt.methods import method_module
 from pkt.methods.schema import schema_file
 from pkt.resources import job_resources, parameter_count
-from pkt.rows import INPUTS, TRANSFER, method_spec, transfer_source
+from pkt.rows import INPUTS, TRANSFER, ablation_of, ablation_rows, extract_overrides, method_of, method_spec
+from pkt.rows import transfer_source
 from pkt.runtime import pin_cpu
 from pkt.sources import relative_files
 from pkt.transfer_probe import PROBE_ROWS, PROBE_TASK, probe_settings
@@ -39,7 +42,8 @@ EVAL_TASKS = config["evaluation"]["tasks"]
 # {evaluated task: the task whose splits its adapter trains on} (evaluation.train_task; itself by default): Seeking's
 # GSM8K 0- and 8-shot evaluations share one adapter, trained on its GSM set.
 TRAIN_OF = train_task_of(config)
-TRAIN_TASKS = list(dict.fromkeys(TRAIN_OF.values()))
+TRAIN_TASKS = trained_tasks(config)  # and AlpacaFarm's LIMA set where it is judged (seeking_eval.alpaca_farm)
+ALPACA = config["seeking_eval"]["alpaca_farm"]  # Seeking's AlpacaFarm column (the alpaca_farm jobs): off by default
 TASKS = prepared_tasks(config)  # tasks whose splits prepare_data writes: the toy world's, or the used paper files
 SPLITS_OF = splits_of(config, TASKS)  # {task: its splits}: train/extract/align(/test for the toy world)
 SPLITS = sorted({split for splits in SPLITS_OF.values() for split in splits})
@@ -47,8 +51,12 @@ CORPORA = ["teacher", "student"] if TOY else []
 MODELS = list(config["models"])
 # Seeking's task-transfer rows (seeking.transfer): seeking_from_<task>, trained on every task from <task>'s factors.
 TRANSFER_ROWS = [f"{TRANSFER}{task}" for task in config["seeking"]["transfer"]]
-TRAINED = [*config["methods"], *TRANSFER_ROWS]  # every row a train job fits adapters for
+# Seeking's ablation rows (seeking.ablation): seeking_<switch>_<variant>, factors cut with one switch changed.
+ABLATION_ROWS = ablation_rows(config["seeking"]["ablation"])
+TRAINED = [*config["methods"], *TRANSFER_ROWS, *ABLATION_ROWS]  # every row a train job fits adapters for
 EXTRACT_TASKS = list(dict.fromkeys([*TRAIN_TASKS, *config["seeking"]["transfer"]]))  # Seeking's factors, by task
+# An extract job's work in sensitivity passes (one per task); cutting an ablation row's factors costs about half one.
+EXTRACT_UNITS = len(EXTRACT_TASKS) + len(ABLATION_ROWS) * len(TRAIN_TASKS) / 2
 SEEKING_TABLES = any(task.startswith("seeking_") for task in EVAL_TASKS)  # Seeking's own protocol: its tables too
 METHODS = ["vanilla", *TRAINED]
 PAIRS = list(config["pairs"])
@@ -172,7 +180,7 @@ def pair_teacher_dir(wildcards):
 # the DAG waits on inside a folder that is not a rule's directory() output.
 METHOD_INPUTS = {
     "targets": "{run}/targets/{pair}/{task}",  # teacher_targets
-    "extract": "{run}/extract/{pair}/{task}",  # extract_seeking
+    "extract": "{run}/extract/{pair}/{task}",  # extract_seeking (an ablation row's: its folder below the task's)
     "teacher": "{run}/models/{teacher}",  # the pair's teacher
     "align_split": "{run}/data/{task}/align.jsonl",
     "extract_split": "{run}/data/{task}/extract.jsonl",
@@ -191,7 +199,10 @@ def method_task_inputs(wildcards):
     source = transfer_source(wildcards.method)  # a transfer row's factors: its source task's, for every task
 
     def path(name, task):
-        return METHOD_INPUTS[name].format(task=source if name == "extract" and source else task, **where)
+        if name != "extract":
+            return METHOD_INPUTS[name].format(task=task, **where)
+        folder = METHOD_INPUTS[name].format(task=source or task, **where)
+        return f"{folder}/{wildcards.method}" if ablation_of(wildcards.method) else folder
 
     return {task: {name: path(name, task) for name in needs} for task in TRAIN_TASKS}
 
@@ -245,7 +256,7 @@ def train_settings(wildcards):
     train key change does not rerun it. The ablation's jobs (no method wildcard) train as semalign."""
     max_length = max_length_of(config["pairs"][wildcards.pair]["student"])
     method = getattr(wildcards, "method", "semalign")
-    method = "seeking" if transfer_source(method) else method  # a transfer row trains by Seeking's recipe
+    method = method_of(method)  # a fixed row trains by its method's recipe (seeking_from_<task>: Seeking's)
     if method == "laten":
         return {task: {"max_length": max_length} for task in TRAIN_TASKS}
     return resolved_train(config["train"], method, TRAIN_TASKS, max_length)
@@ -321,11 +332,16 @@ ABLATION_TASK = ABLATION["task"]
 ABLATION_SEEDS = ABLATION["seeds"] or SEEDS
 
 
-def ablation_results(pair="{pair}"):
-    """Every variant x seed result file of one pair's SemAlign ablation (pkt.methods.semalign.ablation)."""
+def ablation_slugs():
+    """The SemAlign ablation's variants (pkt.methods.semalign.ablation.variants), by folder name."""
     from pkt.methods.semalign.ablation import variants
 
-    return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in variants(config["semalign"])
+    return list(variants(config["semalign"]))
+
+
+def ablation_results(pair="{pair}", variant=None):
+    """Every variant x seed result file of one pair's SemAlign ablation, or of one ``variant``'s."""
+    return [f"{RUN}/ablation/{pair}/{slug}/seed{seed}.json" for slug in ([variant] if variant else ablation_slugs())
             for seed in ABLATION_SEEDS]
 
 
@@ -348,60 +364,3 @@ def probe_rows():
 def probe_method_modules():
     """The modules of every method the probe trains (imported by name at run time)."""
     return sorted({method_module(method) for method, _ in PROBE_ROWS.values()})
-
-
-ON_GPU = config["device"] != "cpu"  # auto and cuda jobs ask the scheduler for a GPU; cpu jobs never do
-
-
-def with_asks(message):
-    """A rule's message followed by the resources its job asks for (a dry run prints the message instead)."""
-    return f"{message} [gpu={{resources.gpu}}, mem_mb={{resources.mem_mb}}, runtime={{resources.runtime}} min]"
-
-
-def job_models(roles, wildcards):
-    """Names of the models a job loads: its {model}, its pair's teacher/student, or the evaluated model."""
-    pair = config["pairs"].get(getattr(wildcards, "pair", None), {})
-    named = {"model": lambda: wildcards.model, "evaluated": lambda: eval_model_name(wildcards),
-             "teacher": lambda: pair["teacher"], "student": lambda: pair["student"],
-             "laten_teacher": lambda: pair["teacher"] if wildcards.method == "laten" else None}
-    return [name for name in (named[role]() for role in roles) if name is not None]
-
-
-def model_size(name):
-    """Parameters of ``models.<name>`` (pkt.resources.parameter_count; a hub model counts its own vocabulary)."""
-    return parameter_count(config["models"][name], config["tokenizer"]["vocab_size"])
-
-
-def by_key(of):
-    """``resources:`` entries (mem_mb, runtime, gpu), each read from ``of(wildcards)``."""
-    return {key: (lambda wc, key=key: of(wc)[key]) for key in ("mem_mb", "runtime", "gpu")}
-
-
-def sized(stage, *roles, units=1):
-    """Portable resources (mem_mb, runtime, gpu) of a model job, from the sizes of the models it loads
-    (pkt.resources): ``resources: **sized("train", "student", units=...)``. Site settings stay in profiles/."""
-    return by_key(lambda wc: job_resources(stage, [model_size(n) for n in job_models(roles, wc)], units=units,
-                                           gpu=ON_GPU))
-
-
-def prepare_resources():
-    """prepare_model's resources: a toy model pretrains (on the run's device); a hub model is downloaded on
-    the host (no GPU, no model in memory)."""
-
-    def of(wildcards):
-        hub = "hub" in config["models"][wildcards.model]
-        stage = "snapshot" if hub else "pretrain"
-        return job_resources(stage, [model_size(wildcards.model)], gpu=ON_GPU and not hub)
-
-    return by_key(of)
-
-
-def seeking_table_outputs():
-    """The tables seeking_tables writes: the transfer table only where seeking.transfer names tasks."""
-    names = ["main", "transfer"] if TRANSFER_ROWS else ["main"]
-    return {f"{name}_{ext}": f"{RUN}/tables/seeking_{name}.{ext}" for name in names for ext in ("csv", "md", "tex")}
-
-
-def seeking_main_evals():
-    """The eval results Seeking's Table 1 reads: the vanilla models', lora's and seeking's (eval/<method>/...)."""
-    return [path for path in eval_targets() if Path(path).parts[-4] in ("vanilla", "lora", "seeking")]

@@ -1,4 +1,5 @@
-# One job per pair extracts every task's factors: one teacher load, one import of transformers.
+# One job per pair extracts every task's factors: one teacher load, one import of transformers, one sensitivity
+# pass per task, from which the ablation rows' factors (seeking.ablation) are cut too.
 rule extract_seeking:
     input:
         teacher=lambda wc: f"{RUN}/models/{config['pairs'][wc.pair]['teacher']}",
@@ -17,13 +18,16 @@ rule extract_seeking:
             )
             for task, figure in by_task(f"{RUN}/extract/{{pair}}/{{task}}/sensitivity.png", EXTRACT_TASKS).items()
         ],
+        **ablation_extract_outputs(),
     log:
         f"{LOGS}/extract_seeking/{{pair}}.log",
     benchmark:
         f"{LOGS}/extract_seeking/{{pair}}.benchmark.tsv"
     params:
-        # how factors are cut (pkt.methods.seeking.extract.ExtractSettings); seeking.transfer names rows, not settings
-        seeking={key: value for key, value in config["seeking"].items() if key != "transfer"},
+        # how factors are cut (pkt.methods.seeking.extract.ExtractSettings); transfer and ablation name rows
+        seeking={key: value for key, value in config["seeking"].items() if key not in ("transfer", "ablation")},
+        ablation={row: extract_overrides(row) for row in ABLATION_ROWS},  # {row: the switch it changes}
+        ablation_tasks=TRAIN_TASKS if ABLATION_ROWS else [],
         rank=config["lora"]["r"],
         tasks=EXTRACT_TASKS,
         models=lambda wc: [config["pairs"][wc.pair]["teacher"], config["pairs"][wc.pair]["student"]],
@@ -31,7 +35,7 @@ rule extract_seeking:
         device=config["device"],
     threads: 1
     resources:
-        **sized("extract", "teacher", "student", units=len(EXTRACT_TASKS)),
+        **sized("extract", "teacher", "student", units=EXTRACT_UNITS),
     conda:
         "../envs/pkt.yaml"
     message:

@@ -26,7 +26,7 @@ rule train:
         method="|".join(TRAINED),
     threads: 1
     resources:
-        **sized("train", "student", "laten_teacher", units=len(TRAIN_TASKS) * len(SEEDS)),
+        **sized(train_stage, "student", "laten_teacher", units=train_units),
     conda:
         "../envs/pkt.yaml"
     message:

@@ -50,7 +50,12 @@ rule transfer_table:
         results=[path for pair in PAIRS for path in probe_results(pair)],
         code=code("scripts/transfer_table.py"),
     output:
-        csv=report(f"{RUN}/tables/transfer_probe.csv", caption="../report/transfer_probe.rst", category="Tables"),
+        csv=report(
+            f"{RUN}/tables/transfer_probe.csv",
+            caption="../report/transfer_probe.rst",
+            category="Tables",
+            labels={"table": "transfer probe"},
+        ),
         md=f"{RUN}/tables/transfer_probe.md",
         tex=f"{RUN}/tables/transfer_probe.tex",
     log:

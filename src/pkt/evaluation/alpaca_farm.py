@@ -34,6 +34,7 @@ from pkt.io import write_json, write_text
 SECTION = "seeking_eval.alpaca_farm"
 DEFAULTS: dict[str, Any] = {
     "enabled": False,
+    "train_task": "seeking_lima",  # whose adapters are judged (Seeking's LIMA column)
     "judge": "alpaca_eval_gpt4_0314",  # run_eval.py: annotators_config
     "api_key_env": "OPENAI_API_KEY",
     "prompts": None,
@@ -188,3 +189,14 @@ def run(lm: Any, config: Mapping[str, Any], out_dir: str | os.PathLike[str], mod
                                 f"--reference_outputs {s['prompts']} --annotators_config {s['judge']})") from e
     write_json(Path(out_dir) / "metrics.json", summary)
     return summary
+
+
+def result_of(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """An eval result (the shape of lm-eval's, task ``alpaca_farm``) from :func:`run`'s summary: the win rate and
+    its standard error as fractions (alpaca_eval reports percentages), n = the prompts judged."""
+    if summary.get("win_rate") is None:
+        raise ValueError(f"{SECTION}: the judge {summary.get('judge')!r} returned no win_rate")
+    rate, error = summary["win_rate"] / 100, summary.get("standard_error")
+    return {"task": "alpaca_farm", "metric": "win_rate", "value": rate, "n": summary["prompts"],
+            "metrics": {"win_rate,none": rate, **({"win_rate_stderr,none": error / 100} if error is not None else {})},
+            "alpaca_farm": dict(summary)}

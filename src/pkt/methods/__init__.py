@@ -13,7 +13,6 @@ below imports it, except the trainer (:mod:`pkt.train`) through :func:`get_metho
 
 from pkt.methods.base import (
     BUILTIN,
-    FIXED,
     REGISTRY,
     LoraSettings,
     Method,
@@ -22,6 +21,7 @@ from pkt.methods.base import (
     method_module,
     register,
 )
+from pkt.rows import FIXED
 
 __all__ = ["BUILTIN", "FIXED", "REGISTRY", "LoraSettings", "Method", "base_method", "get_method", "method_module",
            "register"]

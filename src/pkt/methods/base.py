@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pkt.rows import BUILTIN, FIXED, INPUTS, method_file, registered_in
+from pkt.rows import BUILTIN, INPUTS, method_file, method_of, registered_in
 
 REGISTRY: dict[str, type[Method]] = {}
 
 
 def base_method(name: str) -> str:
-    """The built-in method a row runs: ``name`` itself, or the method of a :data:`FIXED` row."""
-    return FIXED[name][0] if name in FIXED else name
+    """The built-in method a row runs: ``name`` itself, or the method of a fixed row (:func:`pkt.rows.fixed_row`)."""
+    return method_of(name)
 
 
 @dataclass
@@ -146,8 +146,8 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def method_module(name: str) -> str:
-    """The module that registers method ``name`` (or a :data:`FIXED` row's method): ``pkt.methods.<name>``, or
-    ``.method`` of its package; built in or not (:func:`pkt.rows.method_file`)."""
+    """The module that registers method ``name`` (or a fixed row's method: :func:`pkt.rows.fixed_row`):
+    ``pkt.methods.<name>``, or ``.method`` of its package; built in or not (:func:`pkt.rows.method_file`)."""
     name = base_method(name)
     path = method_file(name)
     if path is None:
@@ -157,7 +157,7 @@ def method_module(name: str) -> str:
 
 
 def get_method(name: str) -> type[Method]:
-    """The class registered as ``name`` (a :data:`FIXED` row: its method's), importing its module first (built in,
+    """The class registered as ``name`` (a fixed row: its method's), importing its module first (built in,
     or ``pkt.methods.<name>``)."""
     name = base_method(name)
     if name not in REGISTRY and method_file(name) is not None:

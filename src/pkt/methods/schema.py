@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pkt.methods.base import FIXED, LoraSettings, get_method
-from pkt.rows import BUILTIN, method_file, registered_in
+from pkt.methods.base import LoraSettings, get_method
+from pkt.rows import BUILTIN, fixed_row, method_file, registered_in
 
 SCALARS = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
@@ -77,7 +77,7 @@ def section_schema(name: str, config_class: type) -> dict[str, Any]:
 
 def is_new(name: Any) -> bool:
     """Whether ``name`` is a method that is not built in: a ``pkt.methods`` module registering it."""
-    if not isinstance(name, str) or name in BUILTIN or name in FIXED:
+    if not isinstance(name, str) or name in BUILTIN or fixed_row(name):
         return False
     path = method_file(name)
     return path is not None and name in registered_in(path)

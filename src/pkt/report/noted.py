@@ -1,7 +1,9 @@
 """A table whose caption carries a reading note (``table.attrs["note"]``), written as CSV, Markdown and LaTeX.
 
 The SemAlign ablation and the transfer probe both compare rows with intervals whose meaning the reader needs
-beside the numbers; each builds its frame and note, and this writes the three files atomically.
+beside the numbers; each builds its frame with, in ``attrs``, its ``note`` (after the caption), its ``footnotes``
+(why a row is marked) and its ``headers`` (score column -> 'MMLU acc (n=420)'), and this writes the three files
+atomically through :func:`pkt.report.latex.write_table`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from pkt.io import atomic_path, write_text
-from pkt.report.tables import MARK, ROWS, identical_note, interval, latex_caption
+from pkt.report.latex import stem_of, write_table
+from pkt.report.shown import MARK, ROWS, identical_note, interval
 
 
 def add_versus(table: pd.DataFrame, rows: Sequence[str], versus: pd.DataFrame, suffix: str,
@@ -40,12 +42,11 @@ def add_versus(table: pd.DataFrame, rows: Sequence[str], versus: pd.DataFrame, s
 
 def write_noted_table(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
                       tex: str | os.PathLike[str], caption: str, label: str) -> None:
-    """``table`` as CSV, Markdown and LaTeX (``label``), atomically; the caption is followed by the table's note.
-    An ``identical_to`` column is in the CSV only (the other two mark such a row and say so in the note)."""
+    """``table`` as CSV, Markdown and LaTeX (``label``), atomically; the caption is followed by the table's note,
+    the table by its footnotes, and the score columns are headed by ``attrs["headers"]`` in Markdown and LaTeX.
+    An ``identical_to`` column is in the CSV only (the other two mark such a row and footnote it)."""
     note = table.attrs.get("note", "")
     caption = f"{caption.rstrip(' .')}. {note}" if note else caption
-    with atomic_path(csv) as tmp:
-        table.to_csv(tmp, index=False)
-    shown = table.drop(columns="identical_to", errors="ignore")
-    write_text(md, f"{caption}\n\n" + shown.to_markdown(index=False) + "\n")
-    write_text(tex, shown.to_latex(index=False, caption=latex_caption(caption), label=label, escape=True))
+    shown = table.drop(columns="identical_to", errors="ignore").rename(columns=table.attrs.get("headers", {}))
+    write_table(shown, stem_of(csv, md, tex), caption, label=label, footnotes=table.attrs.get("footnotes", []),
+                raw=table)

@@ -99,3 +99,4 @@ ABLATIONS: Final[Mapping[str, Mapping[str, tuple[float, float]]]] = MappingProxy
 })
 # The pairs of the two values of each bar, in order.
 ABLATION_PAIRS: Final = ((LLAMA1_13B, LLAMA1_7B), (LLAMA1_30B, LLAMA1_7B))
+ABLATION_PAIR_NAMES: Final = ("LLaMA-1 13B -> 7B", "LLaMA-1 30B -> 7B")

@@ -21,12 +21,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pkt.io import atomic_path, write_text
+from pkt.report.latex import write_table
 from pkt.report.published import PAPER_PROTOCOL, SOURCE, PublishedCell, protocol_label, repo_id
+from pkt.report.shown import MARK, ResultsInfo, column_header, identical_note, protocol_note
 from pkt.report.tables import BENCHMARKS, ROWS, formatted
 
 SUMMARIES = ["Average", "Gap to teacher"]
@@ -88,14 +90,17 @@ def differences(table: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
 
 
 def main_with_published(
-    table: pd.DataFrame, cells: Sequence[PublishedCell], protocol: str = PAPER_PROTOCOL
+    table: pd.DataFrame,
+    cells: Sequence[PublishedCell],
+    protocol: str = PAPER_PROTOCOL,
+    models: Mapping[tuple[str, str], str] | None = None,
 ) -> pd.DataFrame:
     """``pkt.report.tables.formatted(table)`` with, after each reproduced row that has a published counterpart, a
     row 'SemAlign, published (SemAlign Table 1, Open-Instruct/Tulu 0-shot)' (no std, no seeds) and a row
     'SemAlign, reproduced (<protocol>) − published' (signed, percentage points). Without published cells
-    (toy pairs) it is ``formatted(table)`` unchanged."""
+    (toy pairs) it is ``formatted(table)`` unchanged. ``models`` names the vanilla rows' models (``formatted``)."""
     run = protocol_label(protocol)
-    shown = formatted(table)
+    shown = formatted(table, models)
     if not cells:
         return shown
     main = [b for b in BENCHMARKS.values() if b in table["mean"].columns]
@@ -189,10 +194,16 @@ def write_code_teachers(
     md: str | os.PathLike[str],
     caption: str,
     protocol: str = PAPER_PROTOCOL,
+    info: ResultsInfo | None = None,
+    identical: Mapping[tuple[str, str], str] | None = None,
 ) -> None:
-    """Write ``code_teacher_table``'s frame atomically: CSV with the raw numbers (pair, student, teacher, then
-    '<label> mean/std/published' per column), Markdown with cells '17.34 ± 0.52 (20.12)': reproduced mean ±
-    std over seeds, the published value in parentheses. With no rows, the header and a note saying why."""
+    """Write ``code_teacher_table``'s frame atomically as ``csv``, ``md`` and the .tex beside them
+    (:func:`pkt.report.latex.write_table`): CSV with the raw numbers (pair, student, teacher, then
+    '<label> mean/std/published' per column), Markdown and LaTeX with cells '17.34 ± 0.52 (20.12)': reproduced
+    mean ± std over seeds, the published value in parentheses, the columns headed with the benchmark's metric and
+    n where ``info`` knows them, and the caption with each pair's protocol. A cell of a row that copies another
+    on every item (``identical``: ``pkt.report.tables.identical_rows``, LaTen = Student) is marked and footnoted.
+    With no rows, the header and a note saying why."""
     run = protocol_label(protocol)
     has_published = bool(len(code)) and code["published"].notna().to_numpy().any()
     note = (
@@ -205,19 +216,25 @@ def write_code_teachers(
             f"teacher; {protocol_label(PAPER_PROTOCOL)})"
         )
     full = f"{caption.rstrip(' .')}. {note}." if caption.strip() else f"{note}."
+    full = f"{full} {protocol_note(info)}".rstrip()
     raw_columns = ["pair", "student", "teacher"] + [f"{label} {stat}" for label in CODE_COLUMNS for stat in CODE_STATS]
-    shown_columns = ["Student", "Teacher", *CODE_COLUMNS]
+    headed = {label: label.replace(bench, column_header(bench, info)) for label, (_, bench) in CODE_COLUMNS.items()}
+    stem = Path(csv).with_suffix("")
+    if Path(md) != stem.with_suffix(".md"):
+        raise ValueError(f"{csv} and {md} are not <stem>.csv and <stem>.md of one stem")
     if code.empty:
-        write_text(csv, ",".join(raw_columns) + "\n")
-        table = pd.DataFrame(columns=shown_columns).to_markdown(index=False)
-        write_text(md, f"{full}\n\n{table}\n\nNo HumanEval or MBPP result in this run: no row to show.\n")
+        write_table(pd.DataFrame(columns=["Student", "Teacher", *headed.values()]), stem, full,
+                    label="tab:code-teachers", footnotes=["No HumanEval or MBPP result in this run: no row to show."],
+                    raw=pd.DataFrame(columns=raw_columns))
         return
     raw = pd.DataFrame({"pair": code.index, "student": code[("student", "")], "teacher": code[("teacher", "")]})
     shown = pd.DataFrame({"Student": code[("student", "")], "Teacher": code[("teacher", "")]})
-    for label in CODE_COLUMNS:
+    copies = {(pair, row): other for (pair, row), other in (identical or {}).items() if pair in code.index
+              and any(row == r for r, _ in CODE_COLUMNS.values())}
+    for label, (row, _) in CODE_COLUMNS.items():
         for stat in CODE_STATS:
             raw[f"{label} {stat}"] = code[(stat, label)].to_numpy()
-        shown[label] = [_code_cell(*v) for v in zip(*(code[(stat, label)] for stat in CODE_STATS))]
-    with atomic_path(csv) as tmp:
-        raw[raw_columns].to_csv(tmp, index=False)
-    write_text(md, f"{full}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+        cells = [_code_cell(*v) for v in zip(*(code[(stat, label)] for stat in CODE_STATS))]
+        marked = [bool(c) and (pair, row) in copies for pair, c in zip(code.index, cells)]
+        shown[headed[label]] = [c + f" {MARK}" if mark else c for c, mark in zip(cells, marked)]
+    write_table(shown, stem, full, label="tab:code-teachers", footnotes=[identical_note(copies)], raw=raw[raw_columns])

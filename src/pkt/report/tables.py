@@ -11,6 +11,9 @@ A second table gives every row minus a reference row (LoRA) with an interval ove
 training seeds (``vs_reference``, ``pkt.report.stats.paired_interval``), from the per-item scores each eval
 JSON carries. A row that scores every item exactly as an earlier row does (``identical_rows``: LaTen whose
 update leaves the student as it is) is marked in both tables, since its cells are that row's.
+
+How the tables are shown and written (row and column labels from ``describe_results``, cells, notes, files) is
+``pkt.report.shown``'s, re-exported here; every file goes through ``pkt.report.latex.write_table``.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pkt.io import atomic_path, write_json, write_text
 from pkt.report.columns import (  # noqa: F401 - benchmark_of: re-exported
     BENCHMARKS,
     benchmark_of,
@@ -36,18 +38,24 @@ from pkt.report.columns import (  # noqa: F401 - benchmark_of: re-exported
     subset_column,
     task_columns,
 )
+from pkt.report.shown import (  # noqa: F401 - the tables' presentation, re-exported for its callers
+    COVERS,
+    MARK,
+    ROWS,
+    VANILLA,
+    ResultsInfo,
+    flat_metrics,
+    formatted,
+    identical_note,
+    interval,
+    latex_caption,
+    mark_identical,
+    row_label,
+    vs_note,
+    write_tables,
+    write_vs_reference,
+)
 from pkt.report.stats import paired_interval
-from pkt.rows import row_labels
-
-# {row: label} in the papers' order: the vanilla models, then each method's ``label`` (read from its class's
-# source, without importing it: pkt.rows.row_labels), a new method's after the built-in ones.
-ROWS = {"student": "Student", "teacher": "Teacher", **row_labels()}
-MARK = "†"  # after the model name of a row identical to an earlier one (``identical_rows``)
-# What the interval covers, for the captions (``paired_interval``).
-COVERS = ("test items (resampled by template cluster where items share one) and training seeds of one pretrained "
-          "pair; its seed part is a t interval over the seeds (seeds - 1 degrees of freedom), paired by seed where "
-          "both rows ran the same seeds; a row scored once (a vanilla model: deterministic) adds no seed part of its "
-          "own, and a cell with one seed on both sides covers test items only")
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,41 @@ def load_results(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[
                     for pair, key in targets for b, v, n in scores]
     df = pd.DataFrame.from_records(records, columns=["pair", "row", "benchmark", "seed", "score", "n"])
     return df.sort_values(["pair", "row", "benchmark", "seed"], ignore_index=True)
+
+
+def describe_results(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[str, str]]) -> ResultsInfo:
+    """What the eval JSONs say besides their scores (:class:`pkt.report.shown.ResultsInfo`), for the tables' labels:
+    the model of each pair's vanilla rows (its hub repo id, else its config name: the result's, or the pair's where
+    no result records one; a method's result names its student), each column's metric and item counts (a
+    subset's own n), and under which prompt protocol each pair's columns were evaluated."""
+    from pkt.evaluation.tasks import PROTOCOLS  # protocol name -> label; here: only the table scripts need it
+
+    models = {(pair, role): spec[role] for pair, spec in pairs.items() for role in VANILLA}
+    metrics: dict[str, dict[str, None]] = {}
+    sizes: dict[str, set[int]] = {}
+    protocols: dict[str, dict[str, dict[str, None]]] = {}
+    hub: set[tuple[str, str]] = set()  # named by a repo id: no result's config name replaces it
+    for r, bench, targets in _results(paths, pairs):
+        model = r.get("model") or {}
+        name = model.get("repo_id") or model.get("name")
+        for key in ((pair, row if row in VANILLA else "student") for pair, row in targets if name):
+            if key not in hub:
+                models[key] = name
+                hub.update([key] if model.get("repo_id") else [])
+        counts = [(bench, r.get("n"))] + [(subset_column(bench, g), s.get("n"))
+                                          for g, s in (r.get("subsets") or {}).items() if s]
+        for column, n in counts:
+            if r.get("metric"):
+                metrics.setdefault(column, {})[str(r["metric"])] = None
+            if n:
+                sizes.setdefault(column, set()).add(int(n))
+        if r.get("protocol"):
+            label = PROTOCOLS.get(r["protocol"], r["protocol"])
+            for pair, _ in targets:
+                protocols.setdefault(pair, {}).setdefault(label, {})[bench] = None
+    return ResultsInfo(models=models, metrics={c: tuple(m) for c, m in metrics.items()},
+                       sizes={c: tuple(sorted(n)) for c, n in sizes.items()},
+                       protocols={p: {k: tuple(cols) for k, cols in used.items()} for p, used in protocols.items()})
 
 
 def load_items(paths: Iterable[str | os.PathLike[str]], pairs: dict[str, dict[str, str]]) -> pd.DataFrame:
@@ -285,149 +328,3 @@ def vs_reference(items: pd.DataFrame, reference: str = "lora", n_boot: int = 100
     table = _row_order(table)
     table.attrs.update(reference=reference, level=level, n_boot=n_boot, same_seeds=same_seeds)
     return table
-
-
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Strings as printed in the papers: '49.60', or '49.60 ± 1.20' when there are several seeds ('' for no value);
-    the other tasks' columns follow Gap to teacher, as they are outside Average and Gap."""
-    pairs = table.index.get_level_values("pair")
-    out = pd.DataFrame({"Pair": pairs, "Model": [ROWS.get(r, r) for r in table.index.get_level_values("row")]})
-    extras = extra_columns(table["std"].columns)
-    cells = {c: ["" if pd.isna(m) else f"{m:.2f}" + (f" ± {s:.2f}" if pd.notna(s) else "")
-                 for m, s in zip(table[("mean", c)], table[("std", c)])] for c in table["std"].columns}
-    for c in (c for c in table["std"].columns if c not in extras):
-        out[c] = cells[c]
-    out["Gap to teacher"] = [f"{g:.2f}" if pd.notna(g) else "" for g in table[("mean", "Gap to teacher")]]
-    for c in extras:
-        out[c] = cells[c]
-    out["Seeds"] = table[("seeds", "")].astype(int).to_numpy()
-    return out.drop(columns="Pair") if len(set(pairs)) == 1 else out
-
-
-def flat_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """``{"<pair>/<row>/<column>": mean}`` for ``dvc metrics diff``."""
-    means = table["mean"]
-    return {f"{pair}/{row}/{c}": round(float(v), 4)
-            for (pair, row), values in means.iterrows() for c, v in values.items() if pd.notna(v)}
-
-
-def latex_caption(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped ('%' would comment out the rest of the caption, '_' in
-    'toy_mmlu' needs math mode): pandas escapes the cells, not the caption."""
-    special = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(special.get(ch, "\\" + ch if ch in "&%$#_{}" else ch) for ch in text)
-
-
-def _identical_mask(shown: pd.DataFrame, pair: str, row: str) -> pd.Series:
-    """Which lines of a shown table are the reproduced row ``row`` of ``pair`` (matched by name, and pair)."""
-    mask = shown["Model"] == ROWS.get(row, row)
-    return mask & (shown["Pair"] == pair) if "Pair" in shown.columns else mask
-
-
-def identical_note(identical: Mapping[tuple[str, str], str], labels: Mapping[str, str] | None = None,
-                   scope: str = "every item, task and seed") -> str:
-    """The footnote for rows marked by ``mark_identical``: what they copy, and on what; '' when none is."""
-    names = {**ROWS, **(labels or {})}
-    pairs = {pair for pair, _ in identical}
-    copies = [f"{names.get(row, row)}{f' ({pair})' if len(pairs) > 1 else ''} is identical to "
-              f"{names.get(other, other)}" for (pair, row), other in identical.items()]
-    if not copies:
-        return ""
-    return (f"{MARK} {'; '.join(copies)} on {scope}: its cells (and stars) are that row's, not evidence about "
-            "its own method.")
-
-
-def mark_identical(shown: pd.DataFrame, identical: Mapping[tuple[str, str], str]) -> pd.DataFrame:
-    """``shown`` with MARK after the model name of every row that copies an earlier one (``identical_rows``)."""
-    shown = shown.copy()
-    for pair, row in identical:
-        mask = _identical_mask(shown, pair, row)
-        shown.loc[mask, "Model"] = shown.loc[mask, "Model"] + f" {MARK}"
-    return shown
-
-
-def write_tables(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
-                 tex: str | os.PathLike[str], metrics: str | os.PathLike[str], caption: str,
-                 shown: pd.DataFrame | None = None, identical: Mapping[tuple[str, str], str] | None = None) -> None:
-    """Write the table as CSV, Markdown and LaTeX, and the flat metrics JSON, atomically.
-
-    ``shown`` replaces ``formatted(table)`` in the CSV, Markdown and LaTeX (``pkt.report.published_tables`` adds the
-    published rows there) and is written as given (Markdown keeps '+0.06' and '2.50' as they are); the
-    metrics are always the reproduced rows' means only. ``identical`` (``identical_rows``) marks the rows that
-    copy an earlier one: MARK and a footnote in Markdown and LaTeX, the copied row's key in the CSV's last
-    column ``identical_to`` ('' elsewhere). The caption gains a sentence on any other task's column (``extras_note``).
-    """
-    given = shown is not None
-    shown = shown if given else formatted(table)
-    identical = dict(identical or {})
-    flagged = shown.assign(identical_to="")
-    for (pair, row), other in identical.items():
-        flagged.loc[_identical_mask(shown, pair, row), "identical_to"] = other
-    with atomic_path(csv) as tmp:
-        flagged.to_csv(tmp, index=False)
-    note = " ".join(n for n in (extras_note(table["mean"].columns), identical_note(identical)) if n)
-    caption = f"{caption.rstrip(' .')}. {note}" if note else caption
-    shown = mark_identical(shown, identical)
-    write_text(md, f"{caption}\n\n" + shown.to_markdown(index=False, disable_numparse=given) + "\n")
-    write_text(tex, shown.to_latex(index=False, caption=latex_caption(caption), label="tab:main", escape=True))
-    write_json(metrics, flat_metrics(table))
-
-
-def interval(diff: float, lo: float, hi: float) -> str:
-    """'+3.25 [-1.10, +7.60]', with a trailing '*' when the interval excludes 0 (beyond float noise)."""
-    if pd.isna(diff):
-        return ""
-    excludes = lo > 1e-9 or hi < -1e-9
-    return f"{diff + 0.0:+.2f} [{lo + 0.0:+.2f}, {hi + 0.0:+.2f}]" + ("*" if excludes else "")
-
-
-def vs_note(table: pd.DataFrame) -> str:
-    """How to read ``vs_reference``'s cells, and what their interval covers, for the caption."""
-    ref = table.attrs.get("reference", "lora")
-    level, n_boot = table.attrs.get("level", 0.95), table.attrs.get("n_boot")
-    reps = f" ({n_boot} replicates)" if n_boot else ""
-    return (f"Row minus {ROWS.get(ref, ref)} in percentage points, with a {level:.0%} interval in brackets; * = the "
-            f"interval excludes 0. The interval covers {COVERS}; its item part is the variance of a paired bootstrap "
-            f"over the test items{reps}.")
-
-
-def write_vs_reference(table: pd.DataFrame, csv: str | os.PathLike[str], md: str | os.PathLike[str],
-                       tex: str | os.PathLike[str], caption: str) -> None:
-    """Write ``vs_reference``'s table atomically: CSV with the raw numbers (columns '<benchmark> diff/lo/hi',
-    percentage points, then per benchmark se_items/se_seeds/units, and seed_part, identical_to), Markdown and
-    LaTeX with cells '+3.25 [-1.10, +7.60]*' and MARK on a row that copies an earlier one; the caption is
-    followed by a note on how to read the cells and what the interval covers."""
-    ref = table.attrs.get("reference", "lora")
-    note = " ".join(n for n in (vs_note(table), extras_note(table.get("diff", pd.DataFrame()).columns, False)) if n)
-    full = f"{caption.rstrip(' .')}. {note}" if caption.strip() else note
-    if table.empty:
-        write_text(csv, "pair,row,model,seeds\n")
-        write_text(md, f"{full}\n\nNo {ROWS.get(ref, ref)} row: nothing to compare against.\n")
-        write_text(tex, f"% No {ref} row: nothing to compare against.\n")
-        return
-    pairs, rows = table.index.get_level_values("pair"), table.index.get_level_values("row")
-    benches = list(table["diff"].columns)
-    raw = pd.DataFrame({"pair": pairs, "row": rows, "model": [ROWS.get(r, r) for r in rows],
-                        "seeds": table[("seeds", "")].to_numpy()})
-    shown = pd.DataFrame({"Pair": pairs, "Model": raw["model"]})
-    for c in benches:
-        for stat in ("diff", "lo", "hi"):
-            raw[f"{c} {stat}"] = table[(stat, c)].to_numpy()
-        shown[c] = [interval(*v) for v in zip(table[("diff", c)], table[("lo", c)], table[("hi", c)])]
-    for c in benches:  # after the historical columns, so that readers by position keep working
-        for stat in ("se_items", "se_seeds", "units"):
-            raw[f"{c} {stat}"] = table[(stat, c)].to_numpy() if (stat, c) in table.columns else np.nan
-    for key in ("seed_part", "identical_to"):
-        raw[key] = table[(key, "")].to_numpy() if (key, "") in table.columns else ""
-    shown["Seeds"] = raw["seeds"]
-    identical = {key: other for key, other in zip(table.index, raw["identical_to"]) if other}
-    shown = mark_identical(shown, identical)
-    note = identical_note(identical)
-    full = f"{full} {note}" if note else full
-    if len(set(pairs)) == 1:
-        shown = shown.drop(columns="Pair")
-    with atomic_path(csv) as tmp:
-        raw.to_csv(tmp, index=False)
-    write_text(md, f"{full}\n\n" + shown.to_markdown(index=False) + "\n")
-    write_text(tex, shown.to_latex(index=False, caption=latex_caption(full), label=f"tab:vs_{ref}",
-                                   escape=True))

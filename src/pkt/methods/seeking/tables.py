@@ -1,4 +1,4 @@
-"""Seeking's own tables: its Table 1 and its task-transfer table, beside the published values.
+"""Seeking's own tables: its Table 1, its task-transfer table and its ablations, beside the published values.
 
 Seeking Neural Nuggets' website prints, per pair of base checkpoints, a Table 1 (rows Vanilla student, Vanilla
 teacher, student-LoRA, "+ teacher Param.") and, for Llama-2 13B -> 7B, a task-transfer table (one row per task the
@@ -6,7 +6,9 @@ parameters are extracted from), with one column per evaluation (:data:`pkt.repor
 their average. Here both are built from the eval JSONs of the Seeking config (config/seeking.yaml): Table 1 from
 the vanilla models and the ``lora`` and ``seeking`` rows, the transfer table from the ``seeking_from_<task>`` rows
 of ``seeking.transfer`` (:data:`pkt.rows.TRANSFER`), in % (mean over seeds), each row followed by the published
-row and reproduced - published where the pair's checkpoints are one of Seeking's.
+row and reproduced - published where the pair's checkpoints are one of Seeking's. The ablation table
+(:func:`ablation_table`, rows ``seeking_<switch>_<variant>`` of ``seeking.ablation``) sets each variant's average
+beside the full method's, as the website's bar charts do for LLaMA-1 13B -> 7B and 30B -> 7B.
 
 An evaluation fills the column of its metric: ``seeking_superni`` fills two (exact match and ROUGE-L), read from
 the result's ``metrics`` by metric name, whatever filter the task applies. Avg is over the seven columns, only
@@ -27,16 +29,18 @@ import pandas as pd
 from pkt.io import atomic_path, write_text
 from pkt.report.published import PublishedRow
 from pkt.report.published_seeking import (
+    ABLATION_PAIR_NAMES,
+    ABLATION_PAIRS,
+    ABLATIONS,
     COLUMNS,
     LLAMA2_7B,
     LLAMA2_13B,
     PUBLISHED,
     SOURCE,
     TRANSFER,
-    TRANSFER_SOURCE,
 )
 from pkt.report.tables import latex_caption
-from pkt.rows import transfer_source
+from pkt.rows import FULL, ablation_of, transfer_source
 
 # {evaluated task: {Seeking's column: the metric of the result that fills it}}.
 TASK_COLUMNS: dict[str, dict[str, str]] = {
@@ -45,6 +49,7 @@ TASK_COLUMNS: dict[str, dict[str, str]] = {
     "seeking_mmlu_0shot": {"MMLU 0-shot": "acc"},
     "seeking_mmlu_5shot": {"MMLU 5-shot": "acc"},
     "seeking_superni": {"Super-NI EM": "exact_match", "Super-NI ROUGE-L": "rougeL"},
+    "alpaca_farm": {"AlpacaFarm": "win_rate"},  # rule alpaca_farm (seeking_eval.alpaca_farm)
 }
 MAIN_ROWS = ("student", "teacher", "lora", "seeking")  # Table 1's order
 
@@ -131,6 +136,72 @@ def with_published(table: pd.DataFrame, published: Mapping[str, Mapping[str, Pub
     return out
 
 
+# The ablation table's columns: a row's average over the columns evaluated, and that minus the full method's.
+AVG, VS_FULL = "Avg", "Avg - full"
+
+
+def ablation_table(paths: Iterable[str | os.PathLike[str]], switches: Iterable[str]) -> pd.DataFrame:
+    """Seeking's ablations: eval JSONs of the ``seeking`` row (the full method) and the ``seeking_<switch>_<variant>``
+    rows -> rows (pair, switch, variant) in the published charts' order, the full method last under each switch,
+    with :data:`AVG` over the columns evaluated and :data:`VS_FULL`. A variant the paper charts but no row
+    reproduces ("neuron") is empty."""
+
+    def rows_of(result: dict[str, Any]) -> list[tuple[str, str]]:
+        if result["method"] == "seeking":
+            return [(result["pair"], "full")]
+        found = ablation_of(result["method"])
+        if found is None:
+            raise ValueError(f"method {result['method']!r} is neither seeking nor an ablation row")
+        return [(result["pair"], "{}_{}".format(*found))]
+
+    scores = cells(paths, rows_of)
+    average = scores[[c for c in COLUMNS if c in scores.columns]].mean(axis=1, skipna=False)
+    records = []
+    for pair in dict.fromkeys(scores.index.get_level_values("pair")):
+        full = average.get((pair, "full"), float("nan"))
+        for switch in switches:
+            for variant in ABLATIONS[switch]:
+                value = average.get((pair, "full" if variant == FULL[switch] else f"{switch}_{variant}"), float("nan"))
+                records.append({"pair": pair, "switch": switch, "variant": variant, AVG: value, VS_FULL: value - full})
+    return pd.DataFrame.from_records(records).set_index(["pair", "switch", "variant"])
+
+
+def published_bar(switch: str, variant: str, i: int) -> pd.Series:
+    """The published bar of one variant for pair ``i`` of :data:`ABLATION_PAIRS`: its Avg and Avg - full."""
+    bars = ABLATIONS[switch]
+    return pd.Series({AVG: bars[variant][i], VS_FULL: bars[variant][i] - bars[FULL[switch]][i]})
+
+
+def ablation_with_published(table: pd.DataFrame, matched: Mapping[str, int | None], complete: bool) -> pd.DataFrame:
+    """``table`` with the published bars under each row: for a pair whose checkpoints are one of Seeking's
+    ablation pairs (``matched[pair]``: its index in :data:`ABLATION_PAIRS`), the published row and reproduced -
+    published (of Avg only where ``complete``: all seven columns evaluated, as the published Avg is); for any
+    other pair, both published pairs' rows, for reference."""
+    parts = []
+    for (pair, switch, variant), values in table.iterrows():
+        parts.append(values.rename((pair, switch, variant, "reproduced")))
+        i = matched.get(pair)
+        if i is None:
+            parts += [published_bar(switch, variant, j).rename((pair, switch, variant, f"published {name}"))
+                      for j, name in enumerate(ABLATION_PAIR_NAMES)]
+            continue
+        difference = values - published_bar(switch, variant, i)
+        if not complete:
+            difference[AVG] = float("nan")
+        parts += [published_bar(switch, variant, i).rename((pair, switch, variant, "published")),
+                  difference.rename((pair, switch, variant, "difference"))]
+    out = pd.DataFrame(parts)
+    out.index = pd.MultiIndex.from_tuples(out.index, names=[*table.index.names, "value"])
+    return out
+
+
+def ablation_pairs(pairs: Mapping[str, Mapping[str, str]], repo_ids: Mapping[str, str | None]) -> dict[str, int | None]:
+    """{pair: its index in :data:`ABLATION_PAIRS` (the published bars' pairs), or None}."""
+    keys = {key: i for i, key in enumerate(ABLATION_PAIRS)}
+    return {pair: keys.get((repo_ids.get(spec["teacher"]), repo_ids.get(spec["student"])))
+            for pair, spec in pairs.items()}
+
+
 def published_rows(pairs: Mapping[str, Mapping[str, str]], repo_ids: Mapping[str, str | None],
                    transfer: bool = False) -> dict[str, Mapping[str, PublishedRow]]:
     """{pair: {row: published row}} of the pairs whose (teacher, student) repo ids are one of Seeking's: Table 1's
@@ -145,9 +216,9 @@ def published_rows(pairs: Mapping[str, Mapping[str, str]], repo_ids: Mapping[str
     return out
 
 
-def write_table(table: pd.DataFrame, csv: str, md: str, tex: str, caption: str, transfer: bool = False) -> None:
+def write_table(table: pd.DataFrame, csv: str, md: str, tex: str, caption: str, source: str = SOURCE) -> None:
     """A table as csv, markdown and LaTeX (escaped, caption too), the caption naming the published source."""
-    caption = f"{caption.rstrip(' .')}. Published values: {TRANSFER_SOURCE if transfer else SOURCE}."
+    caption = f"{caption.rstrip(' .')}. Published values: {source}."
     rounded = table.round(2)
     with atomic_path(csv) as tmp:
         rounded.to_csv(tmp)

@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from pkt.report.noted import add_versus, write_noted_table
-from pkt.report.tables import formatted, load_items, load_results, main_table, vs_reference
+from pkt.report.shown import headers, protocol_note
+from pkt.report.tables import describe_results, formatted, load_items, load_results, main_table, vs_reference
 
 ON_SEEDS = "semalign-on-ablation-seeds"  # the configured row restricted to the variants' seeds
 
@@ -59,8 +60,9 @@ def ablation_table(configured: Iterable[str | os.PathLike[str]], ablated: Iterab
     are fewer (what the variants are compared with), and each variant; cells 'mean ± std', then per column the
     variant minus the configured row on the variant's own seeds, paired by seed, with its interval
     (``vs_reference(same_seeds=True)``; with one seed it covers test items only), and ``identical_to``: the
-    label of the row a variant copies on every item and seed (MARK after its name). ``attrs["note"]`` says
-    how to read the table, for the caption."""
+    label of the row a variant copies on every item and seed (MARK after its name). ``attrs``: ``note`` (how to
+    read the table, which student and protocol, for the caption), ``footnotes`` (why a row is marked) and
+    ``headers`` (score column -> its metric and n), for :func:`pkt.report.noted.write_noted_table`."""
     paths = [*configured, *ablated]
     tidy = load_results(paths, pairs)
     on_configured = tidy["row"] == "semalign"
@@ -81,8 +83,12 @@ def ablation_table(configured: Iterable[str | os.PathLike[str]], ablated: Iterab
             f"by seed, with a {level:.0%} interval (* = excludes 0) over test items (resampled by template cluster "
             "where items share one) and, with 2+ seeds, the training seeds of one pretrained pair (t over seeds); "
             "with one seed it covers test items only, not training seeds.")
+    info = describe_results(paths, pairs)
+    students = sorted({info.models[key] for key in info.models if key[1] == "student" and key[0] in set(tidy["pair"])})
+    trained = f"Every row is SemAlign trained on the student ({', '.join(students)})." if students else ""
     table = table.reset_index(drop=True)
-    table.attrs["note"] = f"{note} {found}" if found else note
+    table.attrs.update(note=" ".join(n for n in (note, trained, protocol_note(info)) if n),
+                       footnotes=[found] if found else [], headers=headers(list(table.columns), info))
     return table
 
 

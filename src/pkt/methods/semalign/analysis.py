@@ -37,6 +37,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pkt.layers.importance import decoder_layers  # noqa: E402
@@ -155,28 +157,59 @@ def plot_cka(before: list[list[float]], after: list[list[float]], path: str | os
         plt.close(fig)
 
 
-def plot_bases(checks: Mapping[str, Mapping[str, Mapping[str, list[float]]]], path: str | os.PathLike[str],
-               title: str) -> Path:
-    """One panel per model x rule ({model: :func:`bases_check`'s result}): mean cos(r, r_hat) against layer, one
-    line per kind of bases; each panel's title and y label name its rule and what r_hat is."""
+def model_label(role: str, name: str) -> str:
+    """'teacher' where the model is named after its role (the toy world's), else 'teacher (Llama-2-13b)': the
+    key of a model in the bases check and the title of its panels, naming the model once."""
+    return role if name in ("", role) else f"{role} ({name})"
+
+
+def layer_ticks(ax: Any, n_layers: int) -> None:
+    """Integer layer ticks 1..n (every one up to 12 layers, else MaxNLocator's integer choice) and limits half a
+    layer beyond the ends, so a 2-layer model shows 1 and 2 and nothing between."""
+    if n_layers <= 12:
+        ax.set_xticks(range(1, n_layers + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, n_layers + 0.5)
+
+
+def bases_figure(checks: Mapping[str, Mapping[str, Mapping[str, list[float]]]], title: str) -> Figure:
+    """The figure of :func:`plot_bases` (returned open, for tests to inspect)."""
     n_cols = max(len(rules) for rules in checks.values())
-    fig, axes = plt.subplots(len(checks), n_cols, figsize=(3.8 * n_cols, 3.0 * len(checks)), squeeze=False)
+    fig, axes = plt.subplots(len(checks), n_cols, figsize=(3.8 * n_cols, 2.9 * len(checks) + 0.6), squeeze=False)
     cells = [(axes[i][j], model, rule, lines) for i, (model, rules) in enumerate(checks.items())
              for j, (rule, lines) in enumerate(rules.items())]
     for ax in set(axes.flat) - {cell[0] for cell in cells}:
         ax.set_visible(False)
+    kinds = list(dict.fromkeys([*BASES, *(name for *_, lines in cells for name in lines)]))
+    colors = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(kinds)}
     for ax, model, rule, lines in cells:
         for name, values in lines.items():
-            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=f"{name} bases")
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, color=colors[name],
+                    label=f"{name} bases")
         ax.axhline(0.0, color="grey", linewidth=0.5)
-        ax.set_title(f"{model}\n{rule} rule: r_hat = {R_HAT[rule]}", fontsize=8)
-        ax.set_xlabel("layer")
+        n_layers = max(len(v) for v in lines.values())
+        ax.set_title(f"{model}, {n_layers} layers\n{rule} rule: r_hat = {R_HAT[rule]}", fontsize=8)
+        ax.set_xlabel("layer", fontsize=8)
         ax.set_ylabel(f"mean cos(r, {R_HAT[rule]})", fontsize=8)
         ax.set_ylim(min(-0.05, *(min(v) - 0.03 for v in lines.values())), 1.05)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=6, title=f"{rule} rule", title_fontsize=6)
+        layer_ticks(ax, n_layers)
+    handles = [Line2D([], [], color=colors[name], marker="o", markersize=3, label=f"{name} bases") for name in kinds
+               if any(name in lines for *_, lines in cells)]
+    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=7,
+               frameon=False, title="bases (r = a layer's output, r_hat its recomposition)", title_fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def plot_bases(checks: Mapping[str, Mapping[str, Mapping[str, list[float]]]], path: str | os.PathLike[str],
+               title: str) -> Path:
+    """One panel per model x rule ({model: :func:`bases_check`'s result}): mean cos(r, r_hat) against layer, one
+    line per kind of bases (one colour per kind in every panel, one legend below them); each panel's title and
+    y label name its model (once: :func:`model_label`), its rule and what r_hat is, its x-axis the model's
+    layers as integer ticks."""
+    fig = bases_figure(checks, title)
     try:
         return save_atomic(fig, path)
     finally:
