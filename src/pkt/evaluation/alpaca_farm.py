@@ -1,6 +1,6 @@
 """AlpacaFarm win rate as Seeking Neural Nuggets reports it: Open-Instruct's ``eval/alpaca_farm/run_eval.py``.
 
-Seeking's LIMA column (methods digest 1.8-1.9) is the win rate against text-davinci-003 on AlpacaEval's 805
+Seeking's LIMA column (its website's Table 1) is the win rate against text-davinci-003 on AlpacaEval's 805
 prompts, judged by an API model through the alpaca_eval package. Open-Instruct at the pinned commit
 (:data:`pkt.evaluation.open_instruct.OPEN_INSTRUCT`, ``eval/alpaca_farm/run_eval.py``) renders each prompt's
 ``instruction`` alone (an ``input`` field is not read) in the Tulu chat format without BOS (``--use_chat_format``,

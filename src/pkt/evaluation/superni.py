@@ -1,6 +1,6 @@
 """Super-NaturalInstructions as Seeking Neural Nuggets evaluates it: Open-Instruct's ``eval/superni``.
 
-Seeking reports Super-NI's test tasks with Exact Match and ROUGE-L (methods digest 1.8-1.9) through
+Seeking reports Super-NI's test tasks with Exact Match and ROUGE-L (its website's Table 1) through
 Open-Instruct's ``eval/superni/run_eval.py``. That folder left Open-Instruct in 2c54b5e (3 Sep 2023, "Remove
 mgsm and superni"), so it is not in the commit :data:`pkt.evaluation.open_instruct.OPEN_INSTRUCT` pins; this module
 reproduces its last version (:data:`OPEN_INSTRUCT_SUPERNI`), and ``tests/test_superni.py`` compares it with what

@@ -1,4 +1,4 @@
-"""Per-layer importance by gradient x activation (SemAlign, Section 4.1; methods digest 3.3).
+"""Per-layer importance by gradient x activation (SemAlign, Section 4.1).
 
 SemAlign scores every teacher decoder layer with Captum's ``LayerGradientXActivation`` under the
 supervised task loss: for the output A_l of decoder layer l, the attribution is A_l * dL/dA_l

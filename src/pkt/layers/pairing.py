@@ -1,4 +1,4 @@
-"""Teacher/student layer pairing (SemAlign Section 4.1, methods digest 3.3; Seeking, digest 1.3).
+"""Teacher/student layer pairing (SemAlign Section 4.1; Seeking Neural Nuggets' layer selection).
 
 All layer numbers here are **1-indexed**, as in the papers: layer 1 is the first decoder block and
 ``scores[i]`` belongs to layer ``i + 1``. Every pairing and importance JSON says so

@@ -1,4 +1,4 @@
-"""LaTen step 1, Locate: static neuron attribution on one example's last answer token (methods digest 2.3).
+"""LaTen step 1, Locate: static neuron attribution on one example's last answer token (LaTen's code).
 
 After Yu & Ananiadou (EMNLP 2024) as LaTen uses it. For one (prompt, answer) the input is prompt + answer
 minus its last token and the *target* is that last token (after dropping trailing ``. " space ) \\n , ]``);

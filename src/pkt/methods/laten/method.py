@@ -61,7 +61,7 @@ class Laten(Method):
                              f"split ({train_split})")
         settings = self.config
         translator, log = train_translator(teacher, student, tokenizer, extract, align, settings, seed, max_length)
-        inject = random.Random(seed).choice(records)  # inference: one random train example (digest 2.5)
+        inject = random.Random(seed).choice(records)  # inference: one random train example (LaTen's inference_LaTen.py)
         plan = locate(teacher, student, inject, tokenizer, max_length, *unit_counts(student, settings.rate),
                       train_on_inputs=settings.train_on_inputs)
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""LaTen (Neural Incompatibility, PrePKT): locate, align through a translator, inject (methods digest 2).
+"""LaTen (Neural Incompatibility, PrePKT): locate, align through a translator, inject (Tan et al., ACL 2025).
 
 * **Locate** (:mod:`pkt.methods.laten.locate`): attribution on one example in teacher and student picks, per module
   kind, the top layers and the top ``rate`` share of units: FFN neurons (up_proj rows, down_proj columns) and
@@ -16,7 +16,7 @@
   hooks (y = W x + dW x, :func:`injected`); the result is folded into the weights (:func:`fold`) and saved
   as a peft LoRA that gives exactly those weights on the vanilla student (:func:`delta_adapter`), so
   evaluation loads it like any other adapter. (The reference code set the delta as a plain attribute and
-  very likely saved an unchanged student: methods digest 6.3.)
+  very likely saved an unchanged student.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Seeking Neural Nuggets (Zhong et al., ICLR 2024): sensitivity-based extraction of teacher weights as LoRA.
 
-The math of the ``seeking`` method (methods digest section 1), in five steps:
+The math of the ``seeking`` method (Zhong et al., ICLR 2024; maszhongming/ParaKnowTransfer), in five steps:
 
 1. **Sensitivity** (:mod:`pkt.methods.seeking.sensitivity`): for every teacher weight, S(W) = sum_j |W * dL_j/dW|
    over k seed examples, L_j the causal-LM loss on example j's response tokens. The absolute value is taken per

@@ -4,7 +4,7 @@ The ``extract_seeking`` rule cuts rank-r factors (B0, A0) out of the teacher (:m
 the trainable LoRA starts from (B0, A0) / sqrt(s) (s = alpha / r: its delta s B A is then the extracted block
 B0 A0 for any alpha, as at the reference's alpha = r), the student's base weights become W - B0 A0, and
 training is the same as ``lora``'s: the student is unchanged at step 0, only the starting point of the
-optimisation carries the teacher's knowledge (methods digest 1.6). Modules the extraction did not
+optimisation carries the teacher's knowledge (Seeking Neural Nuggets, Section 3). Modules the extraction did not
 cover (or LoRA targets outside the transferred groups) start from the standard init.
 
 The adapter written at the end is a standard peft LoRA of rank 2r on the *vanilla* student (B = [B', -B0 / sqrt(s)],

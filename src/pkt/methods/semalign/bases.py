@@ -10,7 +10,7 @@ the coefficients, both one precomputed [D_S, D_T] matrix M (:func:`map_matrix`, 
   M = pinv(W_S) W_T with pinv's columns *not* normalised. With teacher = student it is the identity
   (pinv(W) W = I for a full-column-rank head), and the target's logits W_S M h_T are the least-squares fit of
   the teacher's logits: the map carries what the teacher's layer says about every vocabulary item.
-* ``cosine`` (the methods digest's reading): a = S_T^T h_T / ||h_T||, the cosines to the unit-column teacher
+* ``cosine`` (an earlier reading of Eq. 1): a = S_T^T h_T / ||h_T||, the cosines to the unit-column teacher
   bases; target = S_S a, M = S_S S_T^T. Not identity-consistent on a trained (anisotropic) head: S S^T
   boosts the directions the head reads least (measured in the README).
 

@@ -1,6 +1,6 @@
 """``semalign``: LoRA on the paired student layer(s), trained to match the teacher's mapped activations.
 
-SemAlign (Gu et al., arXiv 2510.24208; methods digest 3 and 6.1). The ``teacher_targets`` rule stored,
+SemAlign (Gu et al., arXiv 2510.24208). The ``teacher_targets`` rule stored,
 at every position that predicts a response token of the train split, the teacher's paired-layer signal and
 the matrices that map it into the student's space through the vocabulary-defined semantic bases
 (:mod:`pkt.methods.semalign.targets`); ``map`` picks the coefficient rule (``logit`` or ``cosine``:
@@ -99,7 +99,7 @@ class SemAlign(Method):
         return 0.0 if self.aligning else self.config.ce_weight
 
     def align_phase(self) -> dict[str, Any] | None:
-        """v1's alignment phase (methods digest 6.1): a few steps of the layer term on the align split."""
+        """v1's alignment phase (SemAlign arXiv v1, Appendix A.2): a few steps of the layer term on the align split."""
         if self.config.align_steps <= 0:
             return None
         split = self.inputs.get("align_split")
