@@ -22,7 +22,8 @@ import pytest
 import yaml
 from conftest import copy_workflow, snakemake
 from snakemake.utils import update_config
-from standin import COMMIT, DATA, LIMIT, TEST_ITEMS, hub_overlays, is_seeking, run_standin, shipped
+from standin import COMMIT, DATA, LIMIT, TEST_ITEMS, configfiles, hub_overlays, is_seeking, run_standin, shipped
+from test_report import check_report
 
 from pkt.config_checks import active, prepared_tasks
 from pkt.io import read_jsonl
@@ -167,3 +168,21 @@ def test_seekings_three_tables_put_the_published_rows_beside_the_reproduced_ones
             assert ablation[("llama2_base", switch, variant, f"published {name}")][0] == ABLATIONS[switch][variant][i]
     for name in ("seeking_main", "seeking_transfer", "seeking_ablation"):
         assert "Seeking Neural Nuggets" in (results / "tables" / f"{name}.md").read_text()
+
+
+def test_the_report_of_a_stand_in_hub_run_has_every_table_and_clean_captions(standin, tmp_path, monkeypatch):
+    """``snakemake --report`` of the finished stand-in run, as a paper run's reader gets it: no docutils message,
+    every table of the run (Seeking's three too), captions that name the hub models (test_report.check_report)."""
+    overlay, config, results = standin
+    if overlay not in ("paper.yaml", "seeking.yaml"):
+        pytest.skip("one SemAlign paper run and Seeking's suffice: the captions are the same for every hub run")
+    seeking, root = is_seeking(config), results.parent.parent
+    monkeypatch.setenv("HF_HUB_CACHE", str(root / "hub"))  # the config's hub models are read at parse
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    targets = ["tables", "figures", *(["seeking_tables"] if seeking else [])]
+    found = check_report(root, results.name, tmp_path / "report.zip", *targets, "--configfile",
+                         *configfiles(overlay), "config/standin.yaml",
+                         categories=("Tables", "Figures", "Layer pairing", "Seeking extraction"))
+    if seeking:
+        tables = {f"results/{results.name}/tables/seeking_{name}.csv" for name in ("main", "transfer", "ablation")}
+        assert tables <= found.keys()

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from pkt.io import atomic_path, write_text
+from pkt.report import latex
 from pkt.report.published import PublishedRow
 from pkt.report.published_seeking import (
     ABLATION_PAIR_NAMES,
@@ -39,7 +39,6 @@ from pkt.report.published_seeking import (
     SOURCE,
     TRANSFER,
 )
-from pkt.report.tables import latex_caption
 from pkt.rows import FULL, ablation_of, transfer_source
 
 # {evaluated task: {Seeking's column: the metric of the result that fills it}}.
@@ -217,10 +216,11 @@ def published_rows(pairs: Mapping[str, Mapping[str, str]], repo_ids: Mapping[str
 
 
 def write_table(table: pd.DataFrame, csv: str, md: str, tex: str, caption: str, source: str = SOURCE) -> None:
-    """A table as csv, markdown and LaTeX (escaped, caption too), the caption naming the published source."""
-    caption = f"{caption.rstrip(' .')}. Published values: {source}."
-    rounded = table.round(2)
-    with atomic_path(csv) as tmp:
-        rounded.to_csv(tmp)
-    write_text(md, f"{caption}\n\n{rounded.to_markdown()}\n")
-    write_text(tex, rounded.to_latex(caption=latex_caption(caption), escape=True, float_format="%.2f", na_rep="--"))
+    """A table as csv (full precision), markdown and LaTeX (two decimals, "--" where empty) through the project's
+    one writer (:func:`pkt.report.latex.write_table`: escaped cells, index and caption), the caption naming the
+    published source."""
+    stem = Path(csv).with_suffix("")
+    if (Path(md), Path(tex)) != (stem.with_suffix(".md"), stem.with_suffix(".tex")):
+        raise ValueError(f"{csv}, {md} and {tex} must share one stem")
+    latex.write_table(table, stem, f"{caption.rstrip(' .')}. Published values: {source}.", index=True,
+                      float_format="{:.2f}", na_rep="--")
