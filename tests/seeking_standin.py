@@ -19,8 +19,12 @@ reference's rows:
 Each train file has :data:`TRAIN_ROWS` rows and each seed file (``extract``: sample_*.jsonl) :data:`EXTRACT_ROWS`,
 as many as the reference's, so ``seeking.k`` (32) is kept. The evaluation tasks read slices of the real benchmarks in
 the hub datasets' schema (GSM8K test, MMLU test with its subjects' dev questions for 5-shot) and a few hand-made
-Super-NI instances in :mod:`pkt.evaluation.superni`'s schema. The transfer grid (``seeking.transfer``: four rows of
-three adapters each) is kept whole: the stand-in takes about 1.5 minutes on 2 cores with it, 1.1 without.
+Super-NI instances in :mod:`pkt.evaluation.superni`'s schema. Of the transfer grid and the ablations, each of
+which adds a train and an evaluate job per row (about 12 s of imports each on 2 cores), the stand-in keeps
+:data:`TRANSFER` (a task also trained on, and LIMA, extracted from but never trained on) and :data:`ABLATION`
+(the module-origin ablation: factors for part of the modules only, the one ablation that changes which modules
+Seeking initialises); every variant's cut is tested on its own (tests/test_seeking_ablation.py). About 2 minutes
+on 2 cores; the shipped grid (4 transfer rows, 8 ablation rows) 3.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from paper_data import mmlu_rows
 
 from pkt.io import write_jsonl
 
+TRANSFER = ["seeking_gsm", "seeking_lima"]  # seeking.transfer of the stand-in (module docstring)
+ABLATION = ["modules"]  # seeking.ablation of the stand-in
 TRAIN_ROWS = 40  # the stand-in's data.paper.limit: every row read
 EXTRACT_ROWS = 32  # as the reference's sample_*.jsonl: seeking.k draws all 32
 TEST_ITEMS = {"seeking_gsm8k_0shot": 2, "seeking_gsm8k_8shot": 2, "seeking_mmlu_0shot": 4, "seeking_mmlu_5shot": 4,
@@ -175,4 +181,5 @@ def seeking_override(config: dict[str, Any], root: Path, data: Path) -> dict[str
     files = {task: config["data"]["paper"]["files"][task] for task in
              dict.fromkeys([*config["evaluation"]["train_task"].values(), *config["seeking"]["transfer"]])}
     return {"data": {"paper": {"files": reference_files(root / "reference", data, files)}},
-            "evaluation": {"data": benchmark_files(root / "tests", data, seeking)}}
+            "evaluation": {"data": benchmark_files(root / "tests", data, seeking)},
+            "seeking": {"transfer": TRANSFER, "ablation": ABLATION}}
