@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pkt.config_settings import task_section
-from pkt.rows import FULL, fixed_row
-
-GROUPS = ("attention", "ffn", "embedding")  # pkt.methods.seeking.extract.GROUPS (no torch import here)
+from pkt.rows import ABLATIONS, FULL, method_of
 
 TASK_PREFIXES = ("toy_", "paper_")  # the project's own tasks (the toy world's, the papers' protocol): YAMLs here
 
@@ -188,7 +186,8 @@ def _transfer_errors(config: dict[str, Any]) -> list[str]:
     seeking = config.get("seeking", {})
     changed = [f"seeking.{key} is {seeking[key]!r}" for key in ("layers", "structure") if key in ablated
                and seeking.get(key, FULL[key]) != FULL[key]]
-    if "modules" in ablated and set(seeking.get("modules", GROUPS)) != set(GROUPS):
+    groups = set(ABLATIONS["modules"])  # every module group, each one a variant of the module ablation
+    if "modules" in ablated and set(seeking.get("modules", groups)) != groups:
         changed.append(f"seeking.modules is {seeking['modules']}")
     errors += [f"seeking.ablation: the seeking row is the full method its variants change one switch of, but "
                f"{what} (the full method's: {FULL})" for what in changed]
@@ -224,7 +223,7 @@ def _data_errors(config: dict[str, Any]) -> list[str]:
         errors.append(f"evaluation.tasks: {missing} have no train splits under data.source {data['source']!r} "
                       f"(splits exist for {tasks}; evaluation.train_task names another task's)")
     if data["source"] == "paper":
-        aligned = {"semalign", "laten"} & {(fixed_row(m) or (m,))[0] for m in config["methods"]}
+        aligned = {"semalign", "laten"} & {method_of(m) for m in config["methods"]}
         for task in dict.fromkeys(trained.values()):
             if aligned and "align" not in data.get("paper", {}).get("files", {}).get(task, {"align": 1}):
                 errors.append(f"data.paper.files.{task}: no align split, which {sorted(aligned)} train on")

@@ -91,7 +91,8 @@ def ablation_extract_outputs():
     in a folder below the task's (``extract/<pair>/<task>/<row>``); none without seeking.ablation."""
     if not ABLATION_ROWS:
         return {}
-    return {kind: [f"{RUN}/extract/{{pair}}/{task}/{row}/{name}" for row in ABLATION_ROWS for task in TRAIN_TASKS]
+    folder = METHOD_INPUTS["extract"].format(run=RUN, pair="{pair}", task="{task}")  # as method_task_inputs reads it
+    return {kind: [f"{folder}/{row}/{name}".replace("{task}", task) for row in ABLATION_ROWS for task in TRAIN_TASKS]
             for kind, name in (("ablation_factors", "factors.safetensors"), ("ablation_records", "extract.json"))}
 
 
@@ -114,6 +115,14 @@ def seeking_main_evals():
     and lora's and seeking's AlpacaFarm win rates where they are judged."""
     evals = [path for path in eval_targets() if Path(path).parts[-4] in ("vanilla", "lora", "seeking")]
     return evals + alpaca_evals([m for m in ("lora", "seeking") if m in config["methods"]])
+
+
+def row_evals(rows):
+    """Every eval result of ``rows`` (each pair, evaluated task and seed), and their AlpacaFarm results where they
+    are judged: what a Seeking table of those rows reads."""
+    evals = expand(f"{RUN}/eval/{{row}}/{{pair}}/{{task}}/seed{{seed}}.json", row=rows, pair=PAIRS, task=EVAL_TASKS,
+                   seed=SEEDS)
+    return evals + alpaca_evals(rows)
 
 
 def alpaca_evals(rows):

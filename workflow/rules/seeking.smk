@@ -9,11 +9,8 @@ localrules:
 rule seeking_tables:
     input:
         main=seeking_main_evals(),
-        transfer=expand(f"{RUN}/eval/{{row}}/{{pair}}/{{task}}/seed{{seed}}.json", row=TRANSFER_ROWS, pair=PAIRS,
-                        task=EVAL_TASKS, seed=SEEDS) + alpaca_evals(TRANSFER_ROWS),
-        ablation=expand(f"{RUN}/eval/{{row}}/{{pair}}/{{task}}/seed{{seed}}.json",
-                        row=["seeking", *ABLATION_ROWS] if ABLATION_ROWS else [], pair=PAIRS, task=EVAL_TASKS,
-                        seed=SEEDS) + alpaca_evals(["seeking", *ABLATION_ROWS] if ABLATION_ROWS else []),
+        transfer=row_evals(TRANSFER_ROWS),
+        ablation=row_evals(["seeking", *ABLATION_ROWS] if ABLATION_ROWS else []),  # the full method beside them
         code=code("scripts/seeking_tables.py"),
     output:
         **seeking_table_outputs(),
